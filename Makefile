@@ -1,0 +1,42 @@
+# ra-guard developer commands. `make test` and `make demo` work on a fresh machine:
+# they create .venv and install the project with the dev constraints first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ra-guard-installed
+
+.PHONY: install lint format typecheck test test-fast bench demo clean
+
+$(STAMP): pyproject.toml constraints-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints-dev.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+typecheck: install
+	$(PY) -m mypy
+
+test: install
+	$(PY) -m pytest ra_guard tests
+
+test-fast: install
+	$(PY) -m pytest ra_guard tests -m "not slow"
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+demo: install
+	$(PY) examples/quickstart.py
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Framework adapters, installed as ``ra_guard.integrations``: LangChain and litellm."""

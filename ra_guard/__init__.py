@@ -1,0 +1,87 @@
+"""ra-guard: best-of-N and retry-with-feedback for LLM outputs, judged by RewardAnything.
+
+Example:
+    >>> from ra_guard import Guard, BestOfN
+    >>> from ra_guard.testing import FunctionJudge, FunctionSampler
+    >>> guard = Guard(policies=["concise"], judge=FunctionJudge(lambda r: {n: 6 - len(t) for n, t in r.responses.items()}),
+    ...               strategy=BestOfN(n=3))
+    >>> guard.run([{"role": "user", "content": "Pick"}], sampler=FunctionSampler(lambda m, i: "x" * (3 - i))).text
+    'x'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as _Path
+
+from ra_guard.decision import Candidate, Decision, Fallback, PolicyScore
+from ra_guard.exceptions import (
+    AllCandidatesRejected,
+    ConfigurationError,
+    DeadlineExceeded,
+    JudgeError,
+    JudgeInputTooLongError,
+    JudgeOutputError,
+    JudgeTimeoutError,
+    MissingDependencyError,
+    PolicyError,
+    RaGuardError,
+    RuntimeFailure,
+    SamplerError,
+    UnknownBackendError,
+)
+from ra_guard.guard import Budget, Guard
+from ra_guard.judges import Judge, JudgeRequest, resolve_judge
+from ra_guard.policy import Policy, PolicyKind, list_policies, load_policy, policy_json_schema
+from ra_guard.samplers import FunctionSampler, Sampler, resolve_sampler
+from ra_guard.strategies import BestOfN, RetryWithFeedback, Strategy
+from ra_guard.types import ChatMessage, Sample, Usage
+from ra_guard.verdict import Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllCandidatesRejected",
+    "BestOfN",
+    "Budget",
+    "Candidate",
+    "ChatMessage",
+    "ConfigurationError",
+    "DeadlineExceeded",
+    "Decision",
+    "Fallback",
+    "FunctionSampler",
+    "Guard",
+    "Judge",
+    "JudgeError",
+    "JudgeInputTooLongError",
+    "JudgeOutputError",
+    "JudgeRequest",
+    "JudgeTimeoutError",
+    "MissingDependencyError",
+    "Policy",
+    "PolicyError",
+    "PolicyKind",
+    "PolicyScore",
+    "RaGuardError",
+    "RetryWithFeedback",
+    "RuntimeFailure",
+    "Sample",
+    "Sampler",
+    "SamplerError",
+    "Strategy",
+    "UnknownBackendError",
+    "Usage",
+    "Verdict",
+    "__version__",
+    "list_policies",
+    "load_policy",
+    "policy_json_schema",
+    "resolve_judge",
+    "resolve_sampler",
+]
+
+# Wheels install the top-level ``integrations/`` folder as ``ra_guard.integrations``.
+# In a source checkout it sits beside this package; make the same import work there.
+_checkout = _Path(__file__).resolve().parent.parent
+if not (_Path(__file__).parent / "integrations").is_dir() and (_checkout / "integrations" / "__init__.py").is_file():
+    __path__.append(str(_checkout))

@@ -1,0 +1,159 @@
+"""What a guard returns: a :class:`Decision` with every candidate and why one won.
+
+Decisions are pydantic models: ``decision.model_dump_json()`` and
+``Decision.model_validate_json(text)`` round-trip them exactly, for logs,
+audit records and message metadata.
+
+Example:
+    >>> d = Decision(chosen_index=0, candidates=[Candidate(index=0, text="Hi")])
+    >>> Decision.model_validate_json(d.model_dump_json()) == d
+    True
+    >>> d.text
+    'Hi'
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ra_guard.types import Usage
+
+__all__ = ["Candidate", "Decision", "Fallback", "PolicyScore"]
+
+CandidateSource = Literal["sampled", "original", "given"]
+
+
+class PolicyScore(BaseModel):
+    """How one candidate fared under one policy.
+
+    Attributes:
+        score: The judge's score (1–5), or ``None`` where the judge call failed.
+        rank: 0-based position in the judge's best-to-worst ranking.
+        passed: Whether the score reaches the policy's ``min_score``.
+        vetoed: Whether this policy vetoes the candidate (hard policies, or
+            ``fail_closed`` on a judge error).
+        reasoning: The judge's reasoning for the call that scored it.
+        distribution: Probabilities of scores 1..5 where the judge mode gives them.
+        error: The judge error, where the call failed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    score: float | None = None
+    rank: int | None = None
+    passed: bool = True
+    vetoed: bool = False
+    reasoning: str = ""
+    distribution: list[float] | None = None
+    error: str | None = None
+
+
+class Candidate(BaseModel):
+    """One response considered by the guard.
+
+    Attributes:
+        index: Position among all candidates of the decision (across attempts).
+        text: The response text.
+        source: ``sampled`` by the guard, the agent's ``original`` output, or ``given`` to rerank.
+        attempt: Which attempt produced it (1-based).
+        finish_reason: Why generation stopped, as the model said.
+        usage: Tokens used to produce it.
+        response_id: The provider's response id, where known.
+        scores: Per policy name, its :class:`PolicyScore`.
+        combined: The combined soft score used for ranking (``None`` if not judged).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    text: str
+    source: CandidateSource = "sampled"
+    attempt: int = 1
+    finish_reason: str | None = None
+    usage: Usage = Usage()
+    response_id: str | None = None
+    scores: dict[str, PolicyScore] = Field(default_factory=dict)
+    combined: float | None = None
+
+    @property
+    def vetoed(self) -> bool:
+        """Whether any policy vetoes this candidate."""
+        return any(s.vetoed for s in self.scores.values())
+
+
+class Fallback(BaseModel):
+    """Something that did not go as planned, and what the guard did instead.
+
+    Attributes:
+        kind: ``judge_error``, ``deadline``, ``budget`` or ``fail_open``.
+        policy: The policy concerned, if any.
+        reason: What happened, in words.
+        action: What the guard did (``ignored policy``, ``vetoed all``, ``kept best so far``...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    policy: str | None = None
+    reason: str
+    action: str
+
+
+class Decision(BaseModel):
+    """The outcome of one guarded call.
+
+    Attributes:
+        decision_id: Unique id of this decision.
+        chosen_index: Index of the winning candidate in ``candidates``.
+        candidates: Every candidate considered, with per-policy scores.
+        policies: Names of the policies applied, in order.
+        strategy: ``best_of_n``, ``retry_with_feedback``, ``check`` or ``rerank``.
+        attempts: How many sampling rounds ran.
+        passed: Whether the winner meets every policy's ``min_score``.
+        fallbacks: What fell back and why.
+        why: A sentence on why the winner won.
+        usage: Tokens for sampling and for judging.
+        judge_calls: Judge calls made.
+        latency_s: Wall time of the decision, seconds.
+        trace_id: The OpenTelemetry trace id (hex), where a trace was recorded.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    chosen_index: int
+    candidates: list[Candidate]
+    policies: list[str] = Field(default_factory=list)
+    strategy: str = "best_of_n"
+    attempts: int = 1
+    passed: bool = True
+    fallbacks: list[Fallback] = Field(default_factory=list)
+    why: str = ""
+    sampling_usage: Usage = Usage()
+    judge_usage: Usage = Usage()
+    judge_calls: int = 0
+    latency_s: float = 0.0
+    trace_id: str | None = None
+
+    @property
+    def chosen(self) -> Candidate:
+        """The winning candidate."""
+        return self.candidates[self.chosen_index]
+
+    @property
+    def text(self) -> str:
+        """The winning candidate's text."""
+        return self.chosen.text
+
+    @property
+    def vetoes(self) -> dict[str, list[int]]:
+        """Per policy, the indexes of candidates it vetoed."""
+        out: dict[str, list[int]] = {}
+        for c in self.candidates:
+            for name, s in c.scores.items():
+                if s.vetoed:
+                    out.setdefault(name, []).append(c.index)
+        return out

@@ -1,0 +1,149 @@
+"""Decision strategies: how candidates are gathered before the best one is chosen.
+
+A strategy drives a :class:`~ra_guard.guard.DecisionRun`: it asks it to
+sample, to judge, and reads back which candidate is best so far. The run
+enforces the budgets and the policies' failure modes; the strategy only says
+when to sample and when to stop.
+
+Example:
+    >>> BestOfN(n=8).n
+    8
+    >>> RetryWithFeedback(max_attempts=3).max_attempts
+    3
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ra_guard.exceptions import ConfigurationError
+from ra_guard.types import ChatMessage
+
+if TYPE_CHECKING:
+    from ra_guard.guard import DecisionRun
+
+__all__ = ["BestOfN", "RetryWithFeedback", "Strategy", "resolve_strategy"]
+
+
+class Strategy(ABC):
+    """Decides when to sample and when to stop."""
+
+    name: str = "strategy"
+
+    @abstractmethod
+    async def decide(self, run: DecisionRun) -> None:
+        """Sample and judge through ``run`` until a winner can be chosen."""
+
+
+@dataclass(frozen=True)
+class BestOfN(Strategy):
+    """Sample ``n`` candidates in parallel, judge them listwise once per policy, keep the best.
+
+    Attributes:
+        n: Candidates to sample.
+        temperature: Sampling temperature (``None``: the sampler's default).
+
+    Example:
+        >>> BestOfN(n=4, temperature=0.9).name
+        'best_of_n'
+    """
+
+    n: int = 4
+    temperature: float | None = 0.8
+    name: str = "best_of_n"
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ConfigurationError(f"BestOfN.n must be at least 1, got {self.n}")
+
+    async def decide(self, run: DecisionRun) -> None:
+        new = await run.sample(run.messages, n=run.n_override or self.n, temperature=self.temperature)
+        await run.judge(new)
+
+
+#: How retry-with-feedback phrases the judge's critique to the model.
+DEFAULT_FEEDBACK_TEMPLATE = (
+    "A reviewer checked your previous answer against these requirements and it fell short:\n"
+    "{failures}\n\n"
+    "Reviewer's notes:\n{notes}\n\n"
+    "Write an improved answer that meets every requirement. Reply with the answer only."
+)
+
+
+@dataclass(frozen=True)
+class RetryWithFeedback(Strategy):
+    """Sample, judge, and while the best falls below ``min_score``, retry with the critique.
+
+    Each retry sends the conversation plus the best answer so far and the
+    judge's critique (policies failed, scores, reasoning). The best candidate
+    across all attempts wins.
+
+    Attributes:
+        max_attempts: Sampling rounds at most (>= 1).
+        n: Candidates per round.
+        temperature: Sampling temperature.
+        feedback_template: Text of the critique message; ``{failures}`` and
+            ``{notes}`` are filled in.
+
+    Example:
+        >>> RetryWithFeedback(max_attempts=2, n=2).name
+        'retry_with_feedback'
+    """
+
+    max_attempts: int = 3
+    n: int = 1
+    temperature: float | None = 0.7
+    feedback_template: str = DEFAULT_FEEDBACK_TEMPLATE
+    name: str = "retry_with_feedback"
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"RetryWithFeedback.max_attempts must be at least 1, got {self.max_attempts}")
+        if self.n < 1:
+            raise ConfigurationError(f"RetryWithFeedback.n must be at least 1, got {self.n}")
+
+    async def decide(self, run: DecisionRun) -> None:
+        messages = list(run.messages)
+        n = run.n_override or self.n
+        for attempt in range(1, self.max_attempts + 1):
+            new = await run.sample(messages, n=n, temperature=self.temperature)
+            if not new:
+                return  # a budget or the deadline stopped sampling; keep what we have
+            await run.judge(new)
+            best = run.best()
+            if best is None or run.passes(best) or attempt == self.max_attempts:
+                return
+            if not run.can_continue():
+                return
+            messages = [*run.messages, *self.feedback(run, best)]
+
+    def feedback(self, run: DecisionRun, index: int) -> list[ChatMessage]:
+        """The assistant turn and critique to send before the next attempt."""
+        failures, notes = run.critique(index)
+        content = self.feedback_template.format(failures=failures, notes=notes or "(none)")
+        return [
+            {"role": "assistant", "content": run.text_of(index)},
+            {"role": "user", "content": content},
+        ]
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {"best_of_n": BestOfN, "retry_with_feedback": RetryWithFeedback}
+
+
+def resolve_strategy(spec: Strategy | str) -> Strategy:
+    """A strategy instance from an instance or a name (``best_of_n``, ``retry_with_feedback``).
+
+    Example:
+        >>> resolve_strategy("retry_with_feedback").name
+        'retry_with_feedback'
+    """
+    if isinstance(spec, Strategy):
+        return spec
+    try:
+        return _STRATEGIES[spec]()
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown strategy {spec!r}; use one of: {', '.join(_STRATEGIES)} or a Strategy instance"
+        ) from None

@@ -1,0 +1,63 @@
+"""Test doubles for users' own tests: judges and samplers driven by functions.
+
+Nothing here talks to a model. Use these to test chains that use ra-guard
+without a GPU or an endpoint; never in production.
+
+Example:
+    >>> from ra_guard import Guard, Policy
+    >>> judge = FunctionJudge(lambda req: {n: 5 if "please" in t else 2 for n, t in req.responses.items()})
+    >>> sampler = FunctionSampler(lambda m, i: ["no", "yes please"][i])
+    >>> guard = Guard(policies=[Policy(name="polite", principle="Be polite")], judge=judge)
+    >>> guard.run([{"role": "user", "content": "Say yes"}], sampler=sampler, n=2).text
+    'yes please'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+
+from ra_guard.exceptions import JudgeError
+from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.samplers.function import FunctionSampler
+from ra_guard.verdict import Verdict
+
+__all__ = ["FunctionJudge", "FunctionSampler"]
+
+ScoreFn = Callable[[JudgeRequest], "Mapping[str, float] | Verdict | Awaitable[Mapping[str, float] | Verdict]"]
+
+
+class FunctionJudge(Judge):
+    """A judge that scores with ``fn(request) -> {name: score}`` (or a full Verdict).
+
+    The ranking follows the scores, best first, ties in the caller's order.
+    ``fn`` may be async; exceptions become :class:`JudgeError`. ``delay``
+    (seconds) simulates a judge's latency.
+    """
+
+    def __init__(self, fn: ScoreFn, *, name: str = "function-judge", delay: float = 0.0) -> None:
+        self.fn = fn
+        self.name = name
+        self.delay = delay
+        self.calls: list[JudgeRequest] = []
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        try:
+            result = self.fn(request)
+            if inspect.isawaitable(result):
+                result = await result
+        except asyncio.CancelledError:
+            raise
+        except JudgeError:
+            raise
+        except Exception as exc:
+            raise JudgeError(f"scoring function raised {exc!r}", judge=self.name) from exc
+        if isinstance(result, Verdict):
+            return result
+        scores = {name: float(result[name]) for name in request.names}
+        ranking = sorted(request.names, key=lambda n: -scores[n])
+        return Verdict(scores=scores, ranking=ranking, model=self.name)

@@ -1,0 +1,57 @@
+"""The judge's answer: a :class:`Verdict` for one listwise judge call.
+
+Example:
+    >>> v = Verdict(scores={"a": 4.0, "b": 2.0}, ranking=["a", "b"])
+    >>> v.best
+    'a'
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ra_guard.types import Usage
+
+__all__ = ["Verdict"]
+
+
+class Verdict(BaseModel):
+    """Scores and ranking of N candidates under one principle, keyed by caller names.
+
+    Attributes:
+        scores: Score per candidate name, 1.0 (poor) to 5.0 (perfect). Integers in
+            ``reasoning`` mode; expected values in ``fast``/``hybrid`` modes.
+        ranking: Every candidate name, best first (ties in ``scores`` broken here).
+        reasoning: The judge's thinking, with masked names mapped back to caller names.
+        raw_text: The judge's raw generation (empty where the mode has none).
+        distributions: Per name, probabilities of the scores 1..5 (fast/hybrid modes).
+        repairs: Each repair applied to damaged output, as ``"code: detail"``.
+        usage: Tokens the judge call used.
+        model: The judge model that answered.
+        mode: ``reasoning``, ``fast`` or ``hybrid``.
+
+    Example:
+        >>> Verdict(scores={"x": 5.0}, ranking=["x"], mode="fast").mode
+        'fast'
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    scores: dict[str, float]
+    ranking: list[str]
+    reasoning: str = ""
+    raw_text: str = ""
+    distributions: dict[str, list[float]] | None = None
+    repairs: list[str] = Field(default_factory=list)
+    usage: Usage = Usage()
+    model: str | None = None
+    mode: str = "reasoning"
+
+    @property
+    def best(self) -> str:
+        """The name ranked first."""
+        return self.ranking[0]
+
+    def rank_of(self, name: str) -> int:
+        """0-based position of ``name`` in the ranking."""
+        return self.ranking.index(name)
