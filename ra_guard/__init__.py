@@ -3,8 +3,8 @@
 Example:
     >>> from ra_guard import Guard, BestOfN
     >>> from ra_guard.testing import FunctionJudge, FunctionSampler
-    >>> guard = Guard(policies=["concise"], judge=FunctionJudge(lambda r: {n: 6 - len(t) for n, t in r.responses.items()}),
-    ...               strategy=BestOfN(n=3))
+    >>> shorter_is_better = FunctionJudge(lambda r: {n: 6 - len(t) for n, t in r.responses.items()})
+    >>> guard = Guard(policies=["concise"], judge=shorter_is_better, strategy=BestOfN(n=3))
     >>> guard.run([{"role": "user", "content": "Pick"}], sampler=FunctionSampler(lambda m, i: "x" * (3 - i))).text
     'x'
 """

@@ -24,7 +24,7 @@ def resolve_spec(what: str, spec: str, table: Mapping[str, tuple[str, str]], exa
         >>> resolve_spec("judge", "nope:x", {"openai-compat": ("m", "f")}, "openai-compat:URL")
         Traceback (most recent call last):
         ...
-        ra_guard.exceptions.UnknownBackendError: unknown judge 'nope:x'; known prefixes: openai-compat. write it as 'openai-compat:URL'
+        ra_guard.exceptions.UnknownBackendError: unknown judge 'nope:x'; ... write it as 'openai-compat:URL'
     """
     prefix, sep, target = spec.partition(":")
     if not sep or prefix not in table:
@@ -32,7 +32,9 @@ def resolve_spec(what: str, spec: str, table: Mapping[str, tuple[str, str]], exa
         hint = f"did you mean {close[0]!r}?" if close else f"write it as {example!r}"
         raise UnknownBackendError(what, spec, list(table), hint)
     if not target:
-        raise UnknownBackendError(what, spec, list(table), f"{prefix!r} needs a target after the colon, e.g. {example!r}")
+        raise UnknownBackendError(
+            what, spec, list(table), f"{prefix!r} needs a target after the colon, e.g. {example!r}"
+        )
     module_name, factory = table[prefix]
     module = importlib.import_module(module_name)
     return getattr(module, factory)(target)

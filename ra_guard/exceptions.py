@@ -94,10 +94,8 @@ class UnknownBackendError(ConfigurationError):
     """A judge or sampler spec string could not be resolved.
 
     Example:
-        >>> raise UnknownBackendError("judge", "opnai-compat:x", ["openai-compat"])
-        Traceback (most recent call last):
-        ...
-        ra_guard.exceptions.UnknownBackendError: unknown judge 'opnai-compat:x' ...
+        >>> str(UnknownBackendError("judge", "opnai-compat:x", ["openai-compat"], "did you mean 'openai-compat'?"))
+        "unknown judge 'opnai-compat:x'; known prefixes: openai-compat. did you mean 'openai-compat'?"
     """
 
     def __init__(self, what: str, spec: str, known: Sequence[str], hint: str = "") -> None:

@@ -45,7 +45,7 @@ from ra_guard.samplers import resolve_sampler
 from ra_guard.samplers.base import Sampler
 from ra_guard.strategies import Strategy, resolve_strategy
 from ra_guard.tracing import DecisionTracer
-from ra_guard.types import Messages, Sample, Usage, messages_to_prompt
+from ra_guard.types import ChatMessage, Messages, Sample, Usage, messages_to_prompt
 from ra_guard.verdict import Verdict
 
 __all__ = ["Budget", "DecisionRun", "Guard"]
@@ -111,7 +111,7 @@ class DecisionRun:
         prompt: str,
     ) -> None:
         self.guard = guard
-        self.messages: list = list(messages)
+        self.messages: list[ChatMessage] = list(messages)
         self.prompt = prompt
         self.n_override = n_override
         self._sampler = sampler
@@ -139,9 +139,7 @@ class DecisionRun:
             return False
         if budget.max_candidates is not None and len(self._entries) >= budget.max_candidates:
             return False
-        if budget.max_judge_calls is not None and self._judge_calls >= budget.max_judge_calls:
-            return False
-        return True
+        return budget.max_judge_calls is None or self._judge_calls < budget.max_judge_calls
 
     def _fallback(self, kind: str, reason: str, action: str, policy: str | None = None) -> None:
         self._fallbacks.append(Fallback(kind=kind, policy=policy, reason=reason, action=action))
@@ -159,9 +157,7 @@ class DecisionRun:
         """Sample ``n`` candidates (fewer if the candidate budget says so); return their indexes."""
         sampler = self._sampler
         if sampler is None:
-            raise ConfigurationError(
-                "this guard needs a sampler: pass sampler=... to Guard(...) or to run/check"
-            )
+            raise ConfigurationError("this guard needs a sampler: pass sampler=... to Guard(...) or to run/check")
         limit = self.guard.budget.max_candidates
         if limit is not None:
             n = min(n, limit - len(self._entries))
@@ -253,9 +249,7 @@ class DecisionRun:
     def _judge_failed(self, policy: Policy, indexes: Sequence[int], reason: str, *, kind: str) -> None:
         closed = policy.on_judge_error == "fail_closed"
         for i in indexes:
-            self._entries[i].scores[policy.name] = PolicyScore(
-                passed=not closed, vetoed=closed, error=reason
-            )
+            self._entries[i].scores[policy.name] = PolicyScore(passed=not closed, vetoed=closed, error=reason)
         action = "treated every candidate as failing (fail_closed)" if closed else "ignored this policy (fail_open)"
         self._fallback(kind, reason, action, policy=policy.name)
 
@@ -324,10 +318,10 @@ class DecisionRun:
             )
             for e in self._entries
         ]
-        best = self.best()
-        rejected = best is None
+        allowed = self.best()
+        rejected = allowed is None
+        best = min(self._entries, key=self._sort_key).index if allowed is None else allowed
         if rejected:
-            best = min(self._entries, key=self._sort_key).index
             if self.guard.on_all_rejected == "return_best":
                 self._fallback(
                     "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
@@ -364,9 +358,7 @@ class DecisionRun:
             head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
         else:
             head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
-        parts = ", ".join(
-            f"{name} {s.score:g}" for name, s in chosen.scores.items() if s.score is not None
-        )
+        parts = ", ".join(f"{name} {s.score:g}" for name, s in chosen.scores.items() if s.score is not None)
         vetoed = [c.index for c in candidates if c.vetoed]
         tail = f"; vetoed: {vetoed}" if vetoed else ""
         return f"{head}" + (f" ({parts})" if parts else "") + tail
@@ -517,7 +509,7 @@ class Guard:
         if mode not in ("on_failure", "always"):
             raise ConfigurationError(f"mode must be 'on_failure' or 'always', got {mode!r}")
         chosen_sampler = self._sampler_for(sampler)
-        count = n or getattr(self.strategy, "n", 4)
+        count: int = n if n is not None else int(getattr(self.strategy, "n", 4))
 
         async def body(run: DecisionRun) -> None:
             original = run.add([Sample(text=output, finish_reason="stop")], source="original", attempt=0)
@@ -528,7 +520,9 @@ class Guard:
             elif chosen_sampler is None:
                 await run.judge(original)
                 return
-            alternatives = await run.sample(run.messages, n=count, temperature=getattr(self.strategy, "temperature", None))
+            alternatives = await run.sample(
+                run.messages, n=count, temperature=getattr(self.strategy, "temperature", None)
+            )
             # Judge the original and its alternatives together: a listwise judge compares best
             # when it sees all of them in one call.
             await run.judge([*original, *alternatives])
@@ -554,7 +548,8 @@ class Guard:
 
         Example:
             >>> from ra_guard.testing import FunctionJudge
-            >>> guard = Guard(policies=["concise"], judge=FunctionJudge(lambda r: {k: 6 - len(t) % 5 for k, t in r.responses.items()}))
+            >>> judge = FunctionJudge(lambda r: {k: 6 - len(t) % 5 for k, t in r.responses.items()})
+            >>> guard = Guard(policies=["concise"], judge=judge)
             >>> guard.rerank("Greet me", ["hello", "hi"]).text
             'hello'
         """
@@ -577,4 +572,3 @@ class Guard:
         await self.judge.aclose()
         if self.sampler is not None:
             await self.sampler.aclose()
-

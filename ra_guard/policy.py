@@ -7,7 +7,7 @@ its score to the ranking. ``on_judge_error`` says what a failed judge call means
 
 Example:
     >>> p = load_policy("concise")
-    >>> p.kind, 1 <= p.min_score <= 5
+    >>> p.kind.value, 1 <= p.min_score <= 5
     ('soft', True)
     >>> Policy(name="polite", principle="Be polite.").on_judge_error
     'fail_open'
@@ -121,9 +121,7 @@ class Policy(BaseModel):
         if data is None:
             raise PolicyError("the file is empty: a policy needs at least 'name' and 'principle'", file=file)
         if not isinstance(data, dict):
-            raise PolicyError(
-                f"expected a mapping of policy fields, got {type(data).__name__}", file=file
-            )
+            raise PolicyError(f"expected a mapping of policy fields, got {type(data).__name__}", file=file)
         return cls.from_dict(data, file=file)
 
     @classmethod
@@ -146,9 +144,7 @@ def _policy_error(exc: ValidationError, file: str) -> PolicyError:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         message = f"unknown key{hint}; allowed keys: {allowed_keys}"
     elif kind == "missing":
-        message = "is required" + (
-            ": write the rule the judge should apply" if field == "principle" else ""
-        )
+        message = "is required" + (": write the rule the judge should apply" if field == "principle" else "")
     elif field == "min_score":
         message = f"must be a number from 1 to 5, got {err.get('input')!r}"
     elif field == "kind":

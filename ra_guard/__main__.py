@@ -1,0 +1,51 @@
+"""Command line: ``python -m ra_guard schema|policies|show NAME|validate FILE...``.
+
+Example:
+    $ python -m ra_guard schema > policy.schema.json
+    $ python -m ra_guard validate my-policies/*.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ra_guard.exceptions import PolicyError
+from ra_guard.policy import list_policies, load_policy, policy_json_schema
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m ra_guard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("schema", help="print the JSON Schema of a policy file")
+    sub.add_parser("policies", help="list the shipped policies")
+    show = sub.add_parser("show", help="print a shipped policy as YAML-ready JSON")
+    show.add_argument("name")
+    validate = sub.add_parser("validate", help="check policy files; exit 1 on the first error")
+    validate.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+
+    if args.command == "schema":
+        print(json.dumps(policy_json_schema(), indent=2))
+    elif args.command == "policies":
+        for name in list_policies():
+            policy = load_policy(name)
+            print(f"{name:32} {policy.kind.value:5} min_score={policy.min_score:g}  {policy.description}")
+    elif args.command == "show":
+        print(json.dumps(load_policy(args.name).model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        for file in args.files:
+            try:
+                load_policy(file if file.endswith((".yaml", ".yml")) else f"./{file}")
+            except PolicyError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            print(f"ok  {file}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

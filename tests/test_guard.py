@@ -1,0 +1,301 @@
+"""The guard loop with test doubles: selection, vetoes, failure modes, check, rerank, budgets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+
+from ra_guard import (
+    AllCandidatesRejected,
+    BestOfN,
+    Budget,
+    ConfigurationError,
+    DeadlineExceeded,
+    Decision,
+    Guard,
+    JudgeError,
+    JudgeRequest,
+    Policy,
+    SamplerError,
+    UnknownBackendError,
+    Verdict,
+)
+from ra_guard.testing import FunctionJudge, FunctionSampler
+
+USER = [{"role": "user", "content": "What is the capital of France?"}]
+TEXTS = ["Paris.", "It is Paris, the capital and largest city of France.", "Lyon.", "I cannot help with that."]
+
+SCORES = {  # per principle, per text
+    "brief": {TEXTS[0]: 5, TEXTS[1]: 3, TEXTS[2]: 5, TEXTS[3]: 4},
+    "correct": {TEXTS[0]: 5, TEXTS[1]: 5, TEXTS[2]: 1, TEXTS[3]: 2},
+}
+
+BRIEF = Policy(name="brief", principle="brief", weight=1.0)
+CORRECT_HARD = Policy(name="correct", principle="correct", kind="hard", min_score=3)
+
+
+def table_judge(table: Mapping[str, Mapping[str, float]] = SCORES, **kw: float) -> FunctionJudge:
+    return FunctionJudge(lambda req: {n: table[req.principle][t] for n, t in req.responses.items()}, **kw)
+
+
+def fixed_sampler(texts: list[str] = TEXTS) -> FunctionSampler:
+    return FunctionSampler(lambda messages, i: texts[i % len(texts)])
+
+
+def test_best_of_n_picks_highest_combined_and_hard_vetoes() -> None:
+    guard = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge(), strategy=BestOfN(n=4))
+    decision = guard.run(USER, sampler=fixed_sampler())
+    assert decision.text == "Paris."
+    assert decision.passed
+    assert len(decision.candidates) == 4
+    lyon = decision.candidates[2]
+    assert lyon.vetoed and lyon.scores["correct"].vetoed and not lyon.scores["brief"].vetoed
+    assert decision.vetoes == {"correct": [2, 3]}
+    assert decision.judge_calls == 2  # one listwise call per policy
+    assert decision.candidates[0].scores["brief"].score == 5
+    assert "candidate 0" in decision.why and "vetoed: [2, 3]" in decision.why
+
+
+def test_soft_weights_change_the_winner() -> None:
+    table = {"a": {"x": 5, "y": 2}, "b": {"x": 1, "y": 5}}
+    sampler = fixed_sampler(["x", "y"])
+    light_b = [Policy(name="a", principle="a", weight=3), Policy(name="b", principle="b", weight=1)]
+    heavy_b = [Policy(name="a", principle="a", weight=1), Policy(name="b", principle="b", weight=3)]
+    assert Guard(policies=light_b, judge=table_judge(table)).run(USER, sampler=sampler, n=2).text == "x"
+    assert Guard(policies=heavy_b, judge=table_judge(table)).run(USER, sampler=sampler, n=2).text == "y"
+
+
+def test_judge_ranking_breaks_score_ties() -> None:
+    def judge(req: JudgeRequest) -> Verdict:
+        names = req.names
+        return Verdict(scores={n: 4.0 for n in names}, ranking=list(reversed(names)))
+
+    decision = Guard(policies=[BRIEF], judge=FunctionJudge(judge)).run(USER, sampler=fixed_sampler(), n=3)
+    assert decision.chosen_index == 2  # ranked first by the judge among equal scores
+
+
+def test_all_vetoed_raises_with_candidates_and_scores() -> None:
+    table = {"correct": dict.fromkeys(TEXTS, 1)}
+    guard = Guard(policies=[CORRECT_HARD], judge=table_judge(table))
+    with pytest.raises(AllCandidatesRejected) as info:
+        guard.run(USER, sampler=fixed_sampler(), n=2)
+    err = info.value
+    assert len(err.candidates) == 2
+    assert err.scores == [{"correct": 1}, {"correct": 1}]
+    assert "return_best" in str(err)
+    assert err.decision.passed is False
+
+
+def test_all_vetoed_return_best_option() -> None:
+    table = {"correct": {TEXTS[0]: 2, TEXTS[1]: 1}}
+    guard = Guard(policies=[CORRECT_HARD], judge=table_judge(table), on_all_rejected="return_best")
+    decision = guard.run(USER, sampler=fixed_sampler(), n=2)
+    assert decision.text == TEXTS[0]
+    assert decision.passed is False
+    assert [f.kind for f in decision.fallbacks] == ["all_rejected"]
+
+
+def failing_for(principle: str, table: Mapping[str, Mapping[str, float]] = SCORES) -> FunctionJudge:
+    def judge(req: JudgeRequest) -> Mapping[str, float]:
+        if req.principle == principle:
+            raise JudgeError("upstream 503", judge="stub")
+        return {n: table[req.principle][t] for n, t in req.responses.items()}
+
+    return FunctionJudge(judge)
+
+
+def test_fail_open_ignores_the_policy_and_records_it() -> None:
+    guard = Guard(
+        policies=[BRIEF, CORRECT_HARD.model_copy(update={"on_judge_error": "fail_open"})], judge=failing_for("correct")
+    )
+    decision = guard.run(USER, sampler=fixed_sampler(), n=3)
+    # "correct" is ignored, so Lyon (brief 5) is no longer vetoed; the tie with Paris goes to the lower index
+    assert decision.text == "Paris."
+    assert decision.candidates[2].scores["correct"].error is not None
+    assert not decision.candidates[2].vetoed
+    (fallback,) = decision.fallbacks
+    assert (fallback.kind, fallback.policy) == ("judge_error", "correct")
+    assert "fail_open" in fallback.action and "upstream 503" in fallback.reason
+
+
+def test_fail_closed_vetoes_everything() -> None:
+    guard = Guard(
+        policies=[BRIEF, CORRECT_HARD.model_copy(update={"on_judge_error": "fail_closed"})],
+        judge=failing_for("correct"),
+    )
+    with pytest.raises(AllCandidatesRejected) as info:
+        guard.run(USER, sampler=fixed_sampler(), n=2)
+    assert info.value.decision.fallbacks[0].action.endswith("(fail_closed)")
+
+
+def test_policies_are_judged_concurrently() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def judge(req: JudgeRequest) -> Mapping[str, float]:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return dict.fromkeys(req.names, 4)
+
+    policies = [Policy(name=f"p{i}", principle=f"p{i}") for i in range(5)]
+    Guard(policies=policies, judge=FunctionJudge(judge)).run(USER, sampler=fixed_sampler(), n=2)
+    assert peak == 5
+
+
+def test_candidates_are_sampled_together_and_judged_listwise() -> None:
+    judge = table_judge()
+    Guard(policies=[BRIEF], judge=judge, strategy=BestOfN(n=4)).run(USER, sampler=fixed_sampler())
+    (request,) = judge.calls
+    assert sorted(request.responses.values()) == sorted(TEXTS)
+    assert request.prompt == USER[0]["content"]
+    assert request.mask is True
+
+
+def test_sampler_errors_surface_typed() -> None:
+    def boom(messages: object, i: int) -> str:
+        raise RuntimeError("model down")
+
+    guard = Guard(policies=[BRIEF], judge=table_judge())
+    with pytest.raises(SamplerError, match="model down"):
+        guard.run(USER, sampler=FunctionSampler(boom))
+
+
+def test_decision_round_trips_through_json() -> None:
+    decision = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge()).run(USER, sampler=fixed_sampler(), n=4)
+    again = Decision.model_validate_json(decision.model_dump_json())
+    assert again == decision
+    assert again.chosen.scores["correct"].score == 5
+
+
+def test_usage_is_summed() -> None:
+    from ra_guard import Sample, Usage
+
+    sampler = FunctionSampler(
+        lambda m, i: Sample(text=TEXTS[i], usage=Usage(prompt_tokens=10, completion_tokens=i + 1))
+    )
+    judge = FunctionJudge(
+        lambda r: Verdict(
+            scores=dict.fromkeys(r.names, 4.0), ranking=r.names, usage=Usage(prompt_tokens=100, completion_tokens=7)
+        )
+    )
+    decision = Guard(policies=[BRIEF, CORRECT_HARD], judge=judge).run(USER, sampler=sampler, n=3)
+    assert decision.sampling_usage == Usage(prompt_tokens=30, completion_tokens=6)
+    assert decision.judge_usage == Usage(prompt_tokens=200, completion_tokens=14)
+
+
+# -- check ----------------------------------------------------------------------------
+
+
+def test_check_keeps_a_passing_output_without_sampling() -> None:
+    sampler = FunctionSampler(lambda m, i: pytest.fail("must not sample"))
+    decision = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge()).check(USER, "Paris.", sampler=sampler)
+    assert decision.chosen.source == "original" and decision.passed
+    assert decision.attempts == 1 and len(decision.candidates) == 1
+
+
+def test_check_replaces_a_failing_output_judging_it_with_alternatives() -> None:
+    judge = table_judge()
+    guard = Guard(policies=[BRIEF, CORRECT_HARD], judge=judge)
+    decision = guard.check(USER, "Lyon.", sampler=fixed_sampler(TEXTS[:2]), n=2)
+    assert decision.text == "Paris."
+    assert decision.candidates[0].source == "original" and decision.candidates[0].vetoed
+    assert {c.source for c in decision.candidates[1:]} == {"sampled"}
+    # second round: the original and the alternatives in one listwise call per policy
+    assert len(judge.calls[-1].responses) == 3
+
+
+def test_check_always_compares() -> None:
+    decision = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge()).check(
+        USER, TEXTS[1], sampler=fixed_sampler(TEXTS[:1]), n=1, mode="always"
+    )
+    assert decision.text == "Paris."
+    assert len(decision.candidates) == 2
+
+
+def test_check_without_sampler_only_judges() -> None:
+    decision = Guard(policies=[BRIEF], judge=table_judge(), on_all_rejected="return_best").check(USER, "Lyon.")
+    assert decision.text == "Lyon." and len(decision.candidates) == 1
+
+
+# -- rerank ---------------------------------------------------------------------------
+
+
+def test_rerank_scores_given_candidates() -> None:
+    decision = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge()).rerank(USER[0]["content"], TEXTS)
+    assert decision.text == "Paris."
+    assert {c.source for c in decision.candidates} == {"given"}
+    assert decision.strategy == "rerank"
+
+
+async def test_async_entry_points_and_sync_inside_a_loop() -> None:
+    guard = Guard(policies=[BRIEF], judge=table_judge())
+    decision = await guard.arun(USER, sampler=fixed_sampler(), n=2)
+    assert decision.text == "Paris."
+    # a sync call from inside a running loop (notebooks, frameworks) must not deadlock
+    assert guard.rerank("q", TEXTS[:2]).text == "Paris."
+
+
+# -- budgets --------------------------------------------------------------------------
+
+
+def test_deadline_cuts_a_slow_judge_and_follows_the_failure_mode() -> None:
+    guard = Guard(policies=[BRIEF], judge=table_judge(delay=5), budget=Budget(deadline_s=0.2))
+    decision = guard.run(USER, sampler=fixed_sampler(), n=2)
+    assert decision.fallbacks[0].kind == "deadline"
+    assert decision.candidates[0].scores["brief"].score is None
+    assert decision.latency_s < 4  # the judge was cancelled, not awaited
+
+
+def test_deadline_during_first_sampling_raises() -> None:
+    async def slow(messages: object, i: int) -> str:
+        await asyncio.sleep(5)
+        return "late"
+
+    guard = Guard(policies=[BRIEF], judge=table_judge(), budget=Budget(deadline_s=0.1))
+    with pytest.raises(DeadlineExceeded, match="deadline_s"):
+        guard.run(USER, sampler=FunctionSampler(slow))
+
+
+def test_max_candidates_caps_sampling() -> None:
+    guard = Guard(policies=[BRIEF], judge=table_judge(), strategy=BestOfN(n=8), budget=Budget(max_candidates=3))
+    assert len(guard.run(USER, sampler=fixed_sampler()).candidates) == 3
+
+
+def test_max_judge_calls_skips_remaining_policies_by_their_failure_mode() -> None:
+    guard = Guard(policies=[BRIEF, CORRECT_HARD], judge=table_judge(), budget=Budget(max_judge_calls=1))
+    decision = guard.run(USER, sampler=fixed_sampler(), n=2)
+    assert decision.judge_calls == 1
+    assert [(f.kind, f.policy) for f in decision.fallbacks] == [("budget", "correct")]
+
+
+# -- configuration errors -------------------------------------------------------------
+
+
+def test_configuration_errors_say_what_to_do() -> None:
+    judge = table_judge()
+    with pytest.raises(ConfigurationError, match="at least one policy"):
+        Guard(policies=[], judge=judge)
+    with pytest.raises(ConfigurationError, match="repeated: brief"):
+        Guard(policies=[BRIEF, BRIEF], judge=judge)
+    with pytest.raises(ConfigurationError, match="unknown strategy 'best_of'"):
+        Guard(policies=[BRIEF], judge=judge, strategy="best_of")
+    with pytest.raises(UnknownBackendError, match="did you mean 'openai-compat'"):
+        Guard(policies=[BRIEF], judge="openai-compt:http://127.0.0.1:1/v1")
+    with pytest.raises(UnknownBackendError, match="needs a target"):
+        Guard(policies=[BRIEF], judge="litellm:")
+    with pytest.raises(ConfigurationError, match="needs a sampler"):
+        Guard(policies=[BRIEF], judge=judge).run(USER)
+    with pytest.raises(ConfigurationError, match=r"BestOfN\.n"):
+        BestOfN(n=0)
+
+
+def test_guard_accepts_shipped_names_and_paths(tmp_path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nprinciple: Be mine.\n", encoding="utf-8")
+    guard = Guard(policies=["concise", path], judge=table_judge())
+    assert [p.name for p in guard.policies] == ["concise", "mine"]

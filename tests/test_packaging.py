@@ -1,0 +1,58 @@
+"""A built wheel, installed in a fresh virtual environment, carries policies and integrations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (built,) = out.glob("ra_guard-*.whl")
+    return built
+
+
+@pytest.mark.slow
+def test_wheel_contents(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(p.name for p in (ROOT / "policies").glob("*.yaml"))
+    assert sorted(Path(n).name for n in names if n.startswith("ra_guard/policies/")) == shipped
+    assert "ra_guard/integrations/__init__.py" in names
+    assert "ra_guard/data/rewardanything_system_prompt.txt" in names
+    assert "ra_guard/py.typed" in names
+    assert not [n for n in names if n.startswith(("tests/", "integrations/", "policies/"))]
+
+
+@pytest.mark.slow
+def test_fresh_venv_finds_policies_and_integrations(wheel: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True)
+    probe = (
+        "import json, ra_guard, ra_guard.integrations as i;"
+        "from ra_guard.judges.format import system_prompt;"
+        "print(json.dumps({'policies': ra_guard.list_policies(), 'integrations': i.__file__,"
+        " 'concise': ra_guard.load_policy('concise').name, 'prompt': len(system_prompt())}))"
+    )
+    result = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
+    found = json.loads(result.stdout)
+    assert found["policies"] == sorted(p.stem for p in (ROOT / "policies").glob("*.yaml"))
+    assert found["concise"] == "concise"
+    assert found["prompt"] == 1121
+    assert "site-packages/ra_guard/integrations" in found["integrations"]

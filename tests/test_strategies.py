@@ -1,0 +1,104 @@
+"""Retry-with-feedback: the critique reaches the model, attempts are bounded, the best is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from ra_guard import Budget, Guard, JudgeRequest, Policy, RetryWithFeedback, Verdict
+from ra_guard.testing import FunctionJudge, FunctionSampler
+from ra_guard.types import Messages
+
+USER = [{"role": "user", "content": "Explain recursion."}]
+POLICY = Policy(name="examples", principle="Include a worked example.", min_score=4)
+
+
+def judge_by_text(scores: Mapping[str, float]) -> FunctionJudge:
+    def score(req: JudgeRequest) -> Verdict:
+        s = {n: float(scores[t]) for n, t in req.responses.items()}
+        ranking = sorted(s, key=lambda n: -s[n])
+        return Verdict(scores=s, ranking=ranking, reasoning=f"{ranking[0]} lacks a worked example")
+
+    return FunctionJudge(score)
+
+
+class Scripted:
+    """Answers by attempt; records the conversation it was given each time."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.seen: list[list[dict[str, str]]] = []
+
+    def __call__(self, messages: Messages, i: int) -> str:
+        self.seen.append([dict(m) for m in messages])
+        return self.answers[len(self.seen) - 1]
+
+
+def test_retries_with_critique_until_passing() -> None:
+    model = Scripted(["v1", "v2", "v3"])
+    guard = Guard(
+        policies=[POLICY], judge=judge_by_text({"v1": 2, "v2": 5, "v3": 5}), strategy=RetryWithFeedback(max_attempts=3)
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(model))
+    assert decision.text == "v2"
+    assert decision.attempts == 2 and decision.passed
+    assert [c.attempt for c in decision.candidates] == [1, 2]
+    first, second = model.seen
+    assert first == USER
+    assert second[:1] == USER
+    assert second[1] == {"role": "assistant", "content": "v1"}
+    critique = second[2]["content"]
+    assert second[2]["role"] == "user"
+    assert "examples: Include a worked example. (scored 2/5; needs 4)" in critique
+    assert "candidate-0 lacks a worked example" in critique
+
+
+def test_attempts_are_bounded_and_best_across_attempts_wins() -> None:
+    model = Scripted(["v1", "v2", "v3", "v4"])
+    guard = Guard(
+        policies=[POLICY],
+        judge=judge_by_text({"v1": 1, "v2": 3, "v3": 2, "v4": 5}),
+        strategy=RetryWithFeedback(max_attempts=3),
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(model))
+    assert len(model.seen) == 3
+    assert decision.text == "v2" and not decision.passed
+    # the retry after attempt 2 critiques the best so far (v2), not the latest
+    assert model.seen[2][1]["content"] == "v2"
+
+
+def test_first_pass_needs_one_attempt() -> None:
+    model = Scripted(["good"])
+    guard = Guard(policies=[POLICY], judge=judge_by_text({"good": 5}), strategy="retry_with_feedback")
+    assert guard.run(USER, sampler=FunctionSampler(model)).attempts == 1
+
+
+def test_candidate_budget_stops_retries() -> None:
+    model = Scripted(["a", "b", "c"])
+    guard = Guard(
+        policies=[POLICY],
+        judge=judge_by_text({"a": 1, "b": 1, "c": 1}),
+        strategy=RetryWithFeedback(max_attempts=3),
+        budget=Budget(max_candidates=2),
+        on_all_rejected="return_best",
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(model))
+    assert len(decision.candidates) == 2 and len(model.seen) == 2
+
+
+def test_custom_feedback_template() -> None:
+    model = Scripted(["a", "b"])
+    strategy = RetryWithFeedback(max_attempts=2, feedback_template="FIX:\n{failures}\nNOTES:{notes}")
+    Guard(policies=[POLICY], judge=judge_by_text({"a": 1, "b": 5}), strategy=strategy).run(
+        USER, sampler=FunctionSampler(model)
+    )
+    assert model.seen[1][2]["content"].startswith("FIX:\n- examples")
+
+
+@pytest.mark.parametrize("bad", [{"max_attempts": 0}, {"n": 0}])
+def test_invalid_settings(bad: dict[str, int]) -> None:
+    from ra_guard import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        RetryWithFeedback(**bad)
