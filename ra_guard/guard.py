@@ -35,6 +35,7 @@ from ra_guard.exceptions import (
     ConfigurationError,
     DeadlineExceeded,
     JudgeError,
+    JudgeOutputError,
     JudgeTimeoutError,
     SamplerError,
 )
@@ -225,6 +226,21 @@ class DecisionRun:
                 tracer.record_error(span, exc)
                 self._judge_failed(policy, indexes, str(exc), kind="judge_error")
                 return
+            except Exception as exc:  # a judge bug must not lose the request either
+                tracer.record_error(span, exc)
+                self._judge_failed(policy, indexes, f"judge raised {exc!r}", kind="judge_error")
+                return
+            unscored = sorted(set(request.responses) - set(verdict.scores))
+            if unscored:  # the parser never allows this; a third-party judge might
+                error = JudgeOutputError(
+                    "missing_candidate",
+                    f"verdict has no score for {', '.join(unscored)}",
+                    raw_text=verdict.raw_text,
+                    judge=judge.name,
+                )
+                tracer.record_error(span, error)
+                self._judge_failed(policy, indexes, str(error), kind="judge_error")
+                return
             tracer.record_verdict(span, verdict)
         self._judge_usage = self._judge_usage + verdict.usage
         self._record_verdict(policy, entries, verdict)
@@ -235,7 +251,7 @@ class DecisionRun:
             name = _candidate_name(entry.index)
             score = verdict.scores[name]
             passed = score >= policy.min_score
-            rank = verdict.rank_of(name)
+            rank = verdict.rank_of(name) if name in verdict.ranking else len(verdict.ranking)
             entry.scores[policy.name] = PolicyScore(
                 score=score,
                 rank=rank,

@@ -299,3 +299,34 @@ def test_guard_accepts_shipped_names_and_paths(tmp_path) -> None:
     path.write_text("name: mine\nprinciple: Be mine.\n", encoding="utf-8")
     guard = Guard(policies=["concise", path], judge=table_judge())
     assert [p.name for p in guard.policies] == ["concise", "mine"]
+
+
+def test_a_judge_bug_or_an_incomplete_verdict_follows_the_failure_mode() -> None:
+    def buggy(req: JudgeRequest) -> Verdict:
+        if req.principle == "brief":
+            raise ZeroDivisionError("oops")
+        first = req.names[0]
+        return Verdict(scores={first: 5.0}, ranking=[first])  # forgets the others
+
+    guard = Guard(
+        policies=[BRIEF, CORRECT_HARD.model_copy(update={"on_judge_error": "fail_open"})], judge=FunctionJudge(buggy)
+    )
+    decision = guard.run(USER, sampler=fixed_sampler(), n=2)
+    reasons = {f.policy: f.reason for f in decision.fallbacks}
+    assert "ZeroDivisionError" in reasons["brief"]
+    assert "[missing_candidate]" in reasons["correct"] and "candidate-1" in reasons["correct"]
+    assert decision.chosen_index == 0
+
+
+def test_an_unexpected_exception_from_a_custom_judge_never_loses_the_request() -> None:
+    from ra_guard import Judge
+
+    class Broken(Judge):
+        name = "broken"
+
+        async def ajudge(self, request: JudgeRequest) -> Verdict:
+            raise KeyError("bug in a custom judge")
+
+    decision = Guard(policies=[BRIEF], judge=Broken()).run(USER, sampler=fixed_sampler(), n=2)
+    assert decision.text == TEXTS[0]
+    assert "KeyError" in decision.fallbacks[0].reason
