@@ -337,11 +337,10 @@ class DecisionRun:
         allowed = self.best()
         rejected = allowed is None
         best = min(self._entries, key=self._sort_key).index if allowed is None else allowed
-        if rejected:
-            if self.guard.on_all_rejected == "return_best":
-                self._fallback(
-                    "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
-                )
+        if rejected and self.guard.on_all_rejected == "return_best":
+            self._fallback(
+                "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
+            )
         decision = Decision(
             chosen_index=best,
             candidates=candidates,
