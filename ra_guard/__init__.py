@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path as _Path
 
+from ra_guard.audit import AuditLog
 from ra_guard.decision import Candidate, Decision, Fallback, PolicyScore
 from ra_guard.exceptions import (
     AllCandidatesRejected,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AllCandidatesRejected",
+    "AuditLog",
     "BestOfN",
     "Budget",
     "Candidate",

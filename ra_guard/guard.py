@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.trace import Span
 
@@ -48,6 +48,9 @@ from ra_guard.strategies import Strategy, resolve_strategy
 from ra_guard.tracing import DecisionTracer
 from ra_guard.types import ChatMessage, Messages, Sample, Usage, messages_to_prompt
 from ra_guard.verdict import Verdict
+
+if TYPE_CHECKING:
+    from ra_guard.audit import AuditLog
 
 __all__ = ["Budget", "DecisionRun", "Guard"]
 
@@ -168,12 +171,19 @@ class DecisionRun:
         self._attempts += 1
         attempt = self._attempts
         tracer = self.guard.tracer
-        with tracer.sampling(sampler=sampler.name, n=n, attempt=attempt, temperature=temperature) as span:
+        with tracer.sampling(
+            sampler=sampler.name,
+            n=n,
+            attempt=attempt,
+            temperature=temperature,
+            messages=messages,
+            model=getattr(sampler, "model", None),
+        ) as span:
             try:
                 samples = await asyncio.wait_for(
                     sampler.asample(messages, n=n, temperature=temperature), self._remaining()
                 )
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 self._deadline_hit = True
                 tracer.record_error(span, DeadlineExceeded("deadline passed during sampling"))
                 if not self._entries:
@@ -213,10 +223,16 @@ class DecisionRun:
         )
         tracer = self.guard.tracer
         judge = self.guard.judge
-        with tracer.judge_call(judge=judge.name, policy=policy.name, candidates=len(entries)) as span:
+        with tracer.judge_call(
+            judge=judge.name,
+            policy=policy.name,
+            candidates=len(entries),
+            request=request,
+            model=getattr(judge, "model", None),
+        ) as span:
             try:
                 verdict = await asyncio.wait_for(judge.ajudge(request), self._remaining())
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 self._deadline_hit = True
                 error: JudgeError = JudgeTimeoutError("the decision's deadline passed", judge=judge.name)
                 tracer.record_error(span, error)
@@ -392,6 +408,8 @@ class Guard:
             ``"return_best"``: return the best vetoed candidate with ``passed=False``.
         name: The guard's name in traces.
         tracer: A :class:`DecisionTracer`; the default uses the global tracer provider.
+        audit_log: An :class:`~ra_guard.audit.AuditLog` that records every decision
+            (rejected ones too), written off the request path.
 
     Example:
         >>> from ra_guard.testing import FunctionJudge
@@ -411,6 +429,7 @@ class Guard:
         on_all_rejected: OnAllRejected = "raise",
         name: str = "ra-guard",
         tracer: DecisionTracer | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
         loaded = [p if isinstance(p, Policy) else load_policy(p) for p in policies]
         if not loaded:
@@ -429,6 +448,7 @@ class Guard:
         self.on_all_rejected: OnAllRejected = on_all_rejected
         self.name = name
         self.tracer = tracer or DecisionTracer()
+        self.audit_log = audit_log
 
     def __repr__(self) -> str:
         return (
@@ -451,7 +471,9 @@ class Guard:
         started = time.perf_counter()
         prompt = messages_to_prompt(messages)
         policies = [p.name for p in self.policies]
-        with self.tracer.decision(guard=self.name, strategy=strategy_name, policies=policies) as span:
+        with self.tracer.decision(
+            guard=self.name, strategy=strategy_name, policies=policies, messages=messages
+        ) as span:
             run = DecisionRun(self, messages, sampler=sampler, n_override=n, prompt=prompt)
             await body(run)
             try:
@@ -466,6 +488,8 @@ class Guard:
 
     def _finish_span(self, span: Span, decision: Decision) -> None:
         self.tracer.finish_decision(span, decision)
+        if self.audit_log is not None:
+            self.audit_log.record(decision, guard=self.name, policies=self.policies)
 
     # -- run --------------------------------------------------------------
 

@@ -1,10 +1,25 @@
-"""OpenTelemetry tracing of decisions, through the API package only.
+"""OpenTelemetry tracing of decisions: GenAI semantic conventions plus OpenInference kinds.
 
-With no SDK configured, every call here is a no-op. With one (see
-``docs/observability.md``), each decision is a root span, with a child span
-per sampling call and per judge call. The guard talks to tracing only through
-:class:`DecisionTracer`, so that richer conventions can be added here without
-touching the orchestration.
+With no SDK configured every call here is a no-op (a handful of microseconds a
+decision). With one (see ``docs/observability.md``) a decision is a tree::
+
+    invoke_workflow {guard}          INTERNAL  openinference.span.kind=CHAIN (GUARDRAIL for check)
+    ├── chat {model}                 CLIENT    LLM        one per sampling call (N choices)
+    │     └─ event gen_ai.evaluation.result   one per candidate of this call and policy
+    ├── chat {judge model}           CLIENT    EVALUATOR  one per judge call (one policy)
+    └── ...
+
+Candidates that were not sampled (an agent's output under ``check``, given
+texts under ``rerank``) carry their evaluation events on the root span. The
+decision's outcome is set on the root. The guard talks to tracing only through
+:class:`DecisionTracer`; metrics (:mod:`ra_guard.metrics`) are fed from the
+same hooks.
+
+Content (messages, candidates, the judge's reasoning) is recorded only when
+``capture_content=True`` or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+is ``true``/``SPAN_ONLY``/``SPAN_AND_EVENT``; it then passes
+:func:`~ra_guard._redact.redact_secrets`, your ``redact`` hook and a length
+cap. Exception messages always pass ``redact_secrets``.
 
 Example:
     >>> tracer = DecisionTracer()
@@ -14,101 +29,556 @@ Example:
 
 from __future__ import annotations
 
+import json
+import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
+from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ra_guard._redact import (
+    CAPTURE_CONTENT_ENV,
+    ContentFilter,
+    Redactor,
+    capture_content_from_env,
+    messages_json,
+    redact_name,
+    redact_secrets,
+)
+from ra_guard.metrics import DecisionMetrics, decision_outcome
+from ra_guard.types import Usage
 
 if TYPE_CHECKING:
-    from ra_guard.decision import Decision
-    from ra_guard.types import Sample
+    from ra_guard.decision import Candidate, Decision, PolicyScore
+    from ra_guard.judges.base import JudgeRequest
+    from ra_guard.types import Messages, Sample
     from ra_guard.verdict import Verdict
 
-__all__ = ["DecisionTracer"]
+__all__ = [
+    "CAPTURE_CONTENT_ENV",
+    "DecisionListener",
+    "DecisionSpans",
+    "DecisionTracer",
+    "capture_content_from_env",
+    "record_retry",
+]
 
 _INSTRUMENTATION = "ra_guard"
 
+# OpenInference span kinds, so that Phoenix shows each span for what it is.
+_KIND = "openinference.span.kind"
+_EVALUATION_EVENT = "gen_ai.evaluation.result"
+
+
+@dataclass(frozen=True)
+class DecisionSpans:
+    """Where a decision's spans are, for listeners that annotate them (hex ids).
+
+    Attributes:
+        trace_id: The trace, 32 hex digits.
+        root_span_id: The ``invoke_workflow`` span, 16 hex digits.
+        candidate_span_ids: Per candidate index, the span its evaluations sit on
+            (its sampling span, or the root for original and given candidates).
+    """
+
+    trace_id: str
+    root_span_id: str
+    candidate_span_ids: dict[int, str]
+
+
+class DecisionListener(Protocol):
+    """Called with every finished, traced decision (e.g. :class:`ra_guard.phoenix.PhoenixAnnotator`).
+
+    It runs on the request path: hand work off to a thread and return.
+    """
+
+    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
+        """Take note of a finished decision."""
+
+
+@dataclass
+class _CallState:
+    """One sampling or judge call while it runs (per task, through a context variable)."""
+
+    error_type: str | None = None
+    usage: Usage | None = None
+    retries: int = 0
+
+
+@dataclass
+class _DecisionState:
+    """One decision while it runs: its root and the sampling spans kept open for evaluation events."""
+
+    root: Span
+    recording: bool
+    guard: str
+    strategy: str
+    started: float
+    finished: bool = False
+    # attempt -> (sampling span, the time its call ended); the span is ended with
+    # that time once the evaluation events of its candidates have been added.
+    sampling: dict[int, tuple[Span, int]] = field(default_factory=dict)
+
+
+_decision_state: ContextVar[_DecisionState | None] = ContextVar("ra_guard_decision", default=None)
+_call_state: ContextVar[_CallState | None] = ContextVar("ra_guard_call", default=None)
+
+
+def _model_name(model: object, backend: str) -> str:
+    """The model a span is named for: the backend's ``model`` string, else its name."""
+    if isinstance(model, str) and model:
+        return redact_name(model)
+    return backend
+
+
+def record_retry(error: BaseException | None = None, *, attempt: int | None = None) -> None:
+    """Note, from inside a judge or sampler backend, that a call is being retried.
+
+    Adds a ``ra_guard.retry`` event (with the redacted error) to the current span
+    and counts the retry into the judge span's ``ra_guard.judge.retries`` and the
+    ``ra_guard.judge.retries`` metric. Outside a traced call it does nothing.
+
+    Args:
+        error: What failed, if anything.
+        attempt: The attempt about to be made (2 for the first retry).
+
+    Example:
+        >>> record_retry(TimeoutError("read timed out"), attempt=2)
+    """
+    state = _call_state.get()
+    if state is None:
+        return
+    state.retries += 1
+    span = trace.get_current_span()
+    if span.is_recording():
+        attributes: dict[str, Any] = {}
+        if attempt is not None:
+            attributes["ra_guard.attempt"] = attempt
+        if error is not None:
+            attributes["error.type"] = type(error).__name__
+            attributes["exception.message"] = redact_secrets(str(error))
+        span.add_event("ra_guard.retry", attributes)
+
 
 class DecisionTracer:
-    """Creates the spans of a decision.
+    """Creates the spans, evaluation events and metrics of decisions.
 
     Args:
         tracer_provider: A provider to use instead of the global one.
+        meter_provider: A meter provider to use instead of the global one.
+        capture_content: Record messages, candidates and the judge's reasoning.
+            ``None`` (default) reads ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+        redact: Your redaction hook for captured content (PII, ...), applied
+            after the built-in secret redactor, which always runs.
+        max_content_length: Characters kept of each captured text (``None``: all).
+        listeners: Called with each finished traced decision and its span ids,
+            e.g. :class:`ra_guard.phoenix.PhoenixAnnotator`.
+
+    Example:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        >>> exporter = InMemorySpanExporter()
+        >>> provider = TracerProvider()
+        >>> provider.add_span_processor(SimpleSpanProcessor(exporter))
+        >>> from ra_guard import Guard
+        >>> from ra_guard.testing import FunctionJudge
+        >>> guard = Guard(policies=["concise"], judge=FunctionJudge(lambda r: {n: 4 for n in r.responses}),
+        ...               tracer=DecisionTracer(provider))
+        >>> guard.rerank("Say hi", ["hi", "hello"]).chosen_index
+        0
+        >>> sorted(s.name for s in exporter.get_finished_spans())
+        ['chat function-judge', 'invoke_workflow ra-guard']
     """
 
-    def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
-        self._tracer = trace.get_tracer(_INSTRUMENTATION, tracer_provider=tracer_provider)
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        *,
+        meter_provider: otel_metrics.MeterProvider | None = None,
+        capture_content: bool | None = None,
+        redact: Redactor | None = None,
+        max_content_length: int | None = 4096,
+        listeners: Sequence[DecisionListener] = (),
+    ) -> None:
+        from ra_guard import __version__
+
+        self._tracer = trace.get_tracer(_INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
+        self.metrics = DecisionMetrics(meter_provider)
+        self.capture_content = capture_content_from_env() if capture_content is None else capture_content
+        self._content = ContentFilter(redact=redact, max_length=max_content_length)
+        self.listeners = tuple(listeners)
+
+    # -- the decision -----------------------------------------------------
 
     @contextmanager
-    def decision(self, *, guard: str, strategy: str, policies: Sequence[str]) -> Iterator[Span]:
-        """The root span of one decision."""
+    def decision(
+        self, *, guard: str, strategy: str, policies: Sequence[str], messages: Messages | None = None
+    ) -> Iterator[Span]:
+        """The root span of one decision (``invoke_workflow {guard}``).
+
+        Args:
+            guard: The guard's name (``gen_ai.workflow.name``).
+            strategy: ``best_of_n``, ``retry_with_feedback``, ``check`` or ``rerank``.
+            policies: The policy names applied.
+            messages: The conversation, recorded only when content capture is on.
+        """
+        name = redact_name(guard)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_workflow",
+            "gen_ai.workflow.name": name,
+            _KIND: "GUARDRAIL" if strategy == "check" else "CHAIN",
             "ra_guard.strategy": strategy,
             "ra_guard.policies": list(policies),
         }
-        with self._tracer.start_as_current_span(
-            f"invoke_workflow {guard}", attributes=attributes, record_exception=True
-        ) as span:
-            yield span
+        span = self._tracer.start_span(f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes)
+        recording = span.is_recording()
+        if recording and self.capture_content and messages:
+            span.set_attribute("gen_ai.input.messages", messages_json(messages, self._content))
+            span.set_attribute("input.value", self._content(messages[-1]["content"]))
+            span.set_attribute("input.mime_type", "text/plain")
+        state = _DecisionState(
+            root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter()
+        )
+        token = _decision_state.set(state)
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield span
+        except BaseException as exc:
+            if not state.finished:
+                self.metrics.record_failed_decision(
+                    guard=name,
+                    strategy=strategy,
+                    error_type=type(exc).__name__,
+                    duration_s=time.perf_counter() - state.started,
+                )
+            self.record_error(span, exc)
+            raise
+        finally:
+            _decision_state.reset(token)
+            for sampling_span, end_time in state.sampling.values():
+                sampling_span.end(end_time=end_time)
+            span.end()
+
+    # -- sampling ---------------------------------------------------------
 
     @contextmanager
-    def sampling(self, *, sampler: str, n: int, attempt: int, temperature: float | None) -> Iterator[Span]:
-        """A span around one sampling call."""
+    def sampling(
+        self,
+        *,
+        sampler: str,
+        n: int,
+        attempt: int,
+        temperature: float | None,
+        messages: Messages | None = None,
+        model: object = None,
+    ) -> Iterator[Span]:
+        """A span around one sampling call (``chat {model}``, N choices).
+
+        Args:
+            sampler: The sampler's name (backend and model).
+            n: Choices requested (``gen_ai.request.choice.count``).
+            attempt: The 1-based sampling round.
+            temperature: The sampling temperature, if set.
+            messages: The conversation sent, recorded only when content capture is on.
+            model: The model requested, where the sampler knows it (a string);
+                otherwise the sampler's name stands for it.
+        """
+        backend = redact_name(sampler)
+        model = _model_name(model, backend)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "ra_guard.backend": backend,
             "gen_ai.request.choice.count": n,
+            _KIND: "LLM",
             "ra_guard.attempt": attempt,
         }
         if temperature is not None:
             attributes["gen_ai.request.temperature"] = temperature
-        with self._tracer.start_as_current_span(f"chat {sampler}", attributes=attributes) as span:
-            yield span
+        span = self._tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
+        if self.capture_content and messages and span.is_recording():
+            span.set_attribute("gen_ai.input.messages", messages_json(messages, self._content))
+        call = _CallState()
+        token = _call_state.set(call)
+        started = time.perf_counter()
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield span
+        except BaseException as exc:
+            if call.error_type is None:  # the guard may have recorded it already
+                self.record_error(span, exc)
+            raise
+        finally:
+            _call_state.reset(token)
+            self.metrics.record_sampling_call(
+                model=model, duration_s=time.perf_counter() - started, usage=call.usage, error_type=call.error_type
+            )
+            state = _decision_state.get()
+            if state is not None and state.recording and call.usage is not None and call.error_type is None:
+                # Keep it open for the evaluation events of its candidates (see finish_decision).
+                state.sampling[attempt] = (span, time.time_ns())
+            else:
+                span.end()
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
-        """Usage and finish reasons of a sampling call."""
-        span.set_attribute("gen_ai.usage.input_tokens", sum(s.usage.prompt_tokens for s in samples))
-        span.set_attribute("gen_ai.usage.output_tokens", sum(s.usage.completion_tokens for s in samples))
+        """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
+        usage = sum((s.usage for s in samples), Usage())
+        call = _call_state.get()
+        if call is not None:
+            call.usage = usage
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         span.set_attribute("gen_ai.response.finish_reasons", [s.finish_reason or "unknown" for s in samples])
+        models = {s.model for s in samples if s.model}
+        if len(models) == 1:
+            span.set_attribute("gen_ai.response.model", models.pop())
+        ids = [s.response_id for s in samples if s.response_id]
+        if ids and len(set(ids)) == 1:
+            span.set_attribute("gen_ai.response.id", ids[0])
+        elif ids:
+            span.set_attribute("ra_guard.response.ids", ids)
+        if self.capture_content:
+            output = [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": self._content(s.text)}],
+                    "finish_reason": s.finish_reason or "unknown",
+                }
+                for s in samples
+            ]
+            span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
+
+    # -- judging ----------------------------------------------------------
 
     @contextmanager
-    def judge_call(self, *, judge: str, policy: str, candidates: int) -> Iterator[Span]:
-        """A span around one listwise judge call."""
+    def judge_call(
+        self,
+        *,
+        judge: str,
+        policy: str,
+        candidates: int,
+        request: JudgeRequest | None = None,
+        model: object = None,
+    ) -> Iterator[Span]:
+        """A span around one listwise judge call (``chat {judge model}``, one policy).
+
+        Args:
+            judge: The judge's name (backend and model).
+            policy: The policy judged.
+            candidates: How many candidates the call ranks.
+            request: The judge request, recorded only when content capture is on.
+            model: The judge model, where the judge knows it (a string);
+                otherwise the judge's name stands for it.
+        """
+        backend = redact_name(judge)
+        model = _model_name(model, backend)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "ra_guard.backend": backend,
+            _KIND: "EVALUATOR",
             "ra_guard.policy": policy,
             "ra_guard.judge.candidates": candidates,
         }
-        with self._tracer.start_as_current_span(f"chat {judge}", attributes=attributes) as span:
-            yield span
+        span = self._tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
+        recording = span.is_recording()
+        if recording and self.capture_content and request is not None:
+            span.set_attribute(
+                "gen_ai.system_instructions",
+                json.dumps([{"type": "text", "content": self._content(request.principle)}], ensure_ascii=False),
+            )
+            parts = [{"type": "text", "content": self._content(request.prompt)}] + [
+                {"type": "text", "content": f"[{name}] {self._content(text)}"}
+                for name, text in request.responses.items()
+            ]
+            span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "parts": parts}]))
+        call = _CallState()
+        token = _call_state.set(call)
+        started = time.perf_counter()
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield span
+        except BaseException as exc:
+            if call.error_type is None:  # the guard may have recorded it already
+                self.record_error(span, exc)
+            raise
+        finally:
+            _call_state.reset(token)
+            duration = time.perf_counter() - started
+            self.metrics.record_judge_call(
+                model=model,
+                policy=policy,
+                duration_s=duration,
+                usage=call.usage,
+                error_type=call.error_type,
+                retries=call.retries,
+            )
+            if recording:
+                span.set_attribute("ra_guard.judge.retries", call.retries)
+                span.set_attribute("ra_guard.judge.latency_s", duration)
+            span.end()
 
     def record_verdict(self, span: Span, verdict: Verdict) -> None:
-        """Scores and usage of a judge call."""
+        """Scores, usage and mode of a judge call (and, with content on, its reasoning)."""
+        call = _call_state.get()
+        if call is not None:
+            call.usage = verdict.usage
+        if not span.is_recording():
+            return
         span.set_attribute("gen_ai.usage.input_tokens", verdict.usage.prompt_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", verdict.usage.completion_tokens)
+        if verdict.model:
+            span.set_attribute("gen_ai.response.model", redact_name(verdict.model))
+        span.set_attribute("ra_guard.judge.mode", verdict.mode)
+        span.set_attribute("ra_guard.judge.ranking", list(verdict.ranking))
         for name, score in verdict.scores.items():
             span.set_attribute(f"ra_guard.score.{name}", score)
         if verdict.repairs:
-            span.set_attribute("ra_guard.judge.repairs", list(verdict.repairs))
+            span.set_attribute("ra_guard.judge.repairs", [redact_secrets(r) for r in verdict.repairs])
+        if self.capture_content:
+            parts: list[dict[str, str]] = []
+            if verdict.reasoning:
+                parts.append({"type": "reasoning", "content": self._content(verdict.reasoning)})
+            text = verdict.raw_text or json.dumps({"scores": verdict.scores, "ranking": verdict.ranking})
+            parts.append({"type": "text", "content": self._content(text)})
+            output = [{"role": "assistant", "parts": parts, "finish_reason": "stop"}]
+            span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
+
+    # -- errors and outcome -----------------------------------------------
 
     def record_error(self, span: Span, error: BaseException) -> None:
-        """A failed call: the exception, its type, and an error status."""
-        span.record_exception(error)
+        """A failed call: a redacted ``exception`` event, ``error.type`` and an error status."""
+        call = _call_state.get()
+        if call is not None:
+            call.error_type = type(error).__name__
+        if not span.is_recording():
+            return
+        message = redact_secrets(str(error))
+        stacktrace = redact_secrets("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        span.add_event(
+            "exception",
+            {
+                "exception.type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "exception.message": message,
+                "exception.stacktrace": stacktrace,
+            },
+        )
         span.set_attribute("error.type", type(error).__name__)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_status(Status(StatusCode.ERROR, message))
 
     def finish_decision(self, span: Span, decision: Decision) -> None:
-        """The decision's outcome as attributes of the root span."""
+        """The decision's outcome on the root span, its evaluation events, metrics and listeners."""
+        state = _decision_state.get()
+        duration = decision.latency_s
+        guard = "ra-guard"
+        if state is not None:
+            state.finished = True
+            guard = state.guard
+            duration = time.perf_counter() - state.started
+        self.metrics.record_decision(decision, guard=guard, duration_s=duration)
+        if not span.is_recording():
+            return
+        chosen = decision.candidates[decision.chosen_index] if decision.candidates else None
         span.set_attribute("ra_guard.decision.id", decision.decision_id)
+        span.set_attribute("ra_guard.decision.outcome", decision_outcome(decision))
         span.set_attribute("ra_guard.decision.chosen_index", decision.chosen_index)
         span.set_attribute("ra_guard.decision.attempts", decision.attempts)
         span.set_attribute("ra_guard.decision.passed", decision.passed)
         span.set_attribute("ra_guard.decision.candidates", len(decision.candidates))
         span.set_attribute("ra_guard.decision.judge_calls", decision.judge_calls)
+        if chosen is not None and chosen.combined is not None:
+            span.set_attribute("ra_guard.decision.combined_score", chosen.combined)
         if decision.fallbacks:
-            span.set_attribute("ra_guard.decision.fallbacks", [f"{f.kind}: {f.reason}" for f in decision.fallbacks])
+            span.set_attribute(
+                "ra_guard.decision.fallbacks",
+                [redact_secrets(f"{f.kind}: {f.reason}") for f in decision.fallbacks],
+            )
+            span.set_attribute("ra_guard.decision.fallback_kinds", sorted({f.kind for f in decision.fallbacks}))
+        vetoes = decision.vetoes
+        if vetoes:
+            span.set_attribute(
+                "ra_guard.decision.vetoes", [f"{p}: {', '.join(map(str, idx))}" for p, idx in vetoes.items()]
+            )
+            span.set_attribute("ra_guard.decision.vetoed_indexes", sorted({i for idx in vetoes.values() for i in idx}))
+        if self.capture_content and chosen is not None:
+            span.set_attribute("output.value", self._content(chosen.text))
+            span.set_attribute("output.mime_type", "text/plain")
+            output = [{"role": "assistant", "parts": [{"type": "text", "content": self._content(chosen.text)}]}]
+            span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
+        span_ids = self._add_evaluations(span, state, decision)
+        if self.listeners:
+            context = span.get_span_context()
+            spans = DecisionSpans(
+                trace_id=format(context.trace_id, "032x"),
+                root_span_id=format(context.span_id, "016x"),
+                candidate_span_ids=span_ids,
+            )
+            for listener in self.listeners:
+                listener.on_decision(decision, spans)
+
+    def _add_evaluations(self, root: Span, state: _DecisionState | None, decision: Decision) -> dict[int, str]:
+        """One ``gen_ai.evaluation.result`` per candidate and policy, plus one ``ra_guard.choice`` per candidate."""
+        span_ids: dict[int, str] = {}
+        for candidate in decision.candidates:
+            target = root
+            if state is not None and candidate.source == "sampled" and candidate.attempt in state.sampling:
+                target = state.sampling[candidate.attempt][0]
+            span_ids[candidate.index] = format(target.get_span_context().span_id, "016x")
+            response_id = candidate.response_id or f"{decision.decision_id}-{candidate.index}"
+            for policy, score in candidate.scores.items():
+                target.add_event(_EVALUATION_EVENT, self._evaluation(policy, score, candidate, response_id))
+            if candidate.index == decision.chosen_index and not candidate.vetoed:
+                label = "chosen"
+            else:
+                label = "vetoed" if candidate.vetoed else "not_chosen"
+            choice: dict[str, Any] = {
+                "gen_ai.evaluation.name": "ra_guard.choice",
+                "gen_ai.evaluation.score.label": label,
+                "gen_ai.evaluation.explanation": redact_secrets(decision.why)
+                if candidate.index == decision.chosen_index
+                else f"candidate {candidate.index} was {label.replace('_', ' ')}",
+                "gen_ai.response.id": response_id,
+                "ra_guard.candidate.index": candidate.index,
+            }
+            if candidate.combined is not None:
+                choice["gen_ai.evaluation.score.value"] = candidate.combined
+            target.add_event(_EVALUATION_EVENT, choice)
+        return span_ids
+
+    def _evaluation(self, policy: str, score: PolicyScore, candidate: Candidate, response_id: str) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gen_ai.evaluation.name": policy,
+            "gen_ai.response.id": response_id,
+            "ra_guard.candidate.index": candidate.index,
+            "ra_guard.candidate.source": candidate.source,
+        }
+        if score.error is not None:
+            label = "error"
+            attributes["error.type"] = "JudgeError"
+            explanation = f"not judged: {redact_secrets(score.error)}"
+        else:
+            label = "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
+            explanation = f"scored {score.score:g}/5" if score.score is not None else "not scored"
+            if score.rank is not None:
+                explanation += f", rank {score.rank + 1}"
+        if score.vetoed and score.error is None:
+            explanation += ", vetoed by a hard policy"
+        if score.score is not None:
+            attributes["gen_ai.evaluation.score.value"] = score.score
+        attributes["gen_ai.evaluation.score.label"] = label
+        if self.capture_content and score.reasoning:
+            explanation += f". {self._content(score.reasoning)}"
+        attributes["gen_ai.evaluation.explanation"] = explanation
+        return attributes
 
     @staticmethod
     def trace_id_of(span: Span) -> str | None:

@@ -1,0 +1,374 @@
+"""An append-only decision log: one JSON line per decision, written off the request path.
+
+:class:`AuditLog` takes a finished :class:`~ra_guard.decision.Decision` (rejected
+ones too), queues it, and a background thread turns it into a record and appends
+it to a JSON Lines file. Every record is written with a single ``os.write`` of
+the whole line on an ``O_APPEND`` descriptor, so lines are never interleaved
+with other writers of the file nor left half-written when the process is killed
+(the kernel completes a write or never starts it).
+
+A record holds ids, the trace id, each policy's name and content hash, each
+candidate's scores (not its text: a sha256 of it), the chosen index, fallbacks,
+vetoes, usage and timings. Free-form strings pass
+:func:`~ra_guard._redact.redact_secrets`. Candidate texts are included only
+with ``include_text=True``.
+
+Overflow: the queue holds ``max_queue`` decisions. ``on_overflow="block"``
+(default) makes :meth:`AuditLog.record` wait for room, so no record is ever
+lost (it blocks the calling thread: the event loop, in async code, which only
+happens when the disk falls behind by ``max_queue`` records); ``"drop"`` returns at once and counts the lost record in
+:attr:`AuditLog.dropped` (and logs a warning, once per burst).
+
+Durability: ``fsync="batch"`` (default) calls ``fsync`` whenever the queue is
+drained, ``"always"`` after each record, ``"never"`` leaves it to the OS.
+
+Rotation: with ``max_bytes``, a file about to exceed it is renamed to
+``<name>.1``, ``<name>.2``... (the highest number is the newest) and a new file
+is started; no rotated file is ever deleted, so every record is kept. Rotation
+assumes one writing process per file; :func:`read_audit_log` reads them all in
+order.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from ra_guard import Guard
+    >>> from ra_guard.testing import FunctionJudge
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "decisions.jsonl"
+    >>> with AuditLog(path) as audit:
+    ...     guard = Guard(policies=["concise"], judge=FunctionJudge(lambda r: {n: 4 for n in r.responses}),
+    ...                   audit_log=audit)
+    ...     _ = guard.rerank("Say hi", ["hi", "hello"])
+    >>> [r["chosen_index"] for r in read_audit_log(path)]
+    [0]
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ra_guard._redact import redact_secrets
+from ra_guard.exceptions import ConfigurationError
+from ra_guard.metrics import decision_outcome
+
+if TYPE_CHECKING:
+    from ra_guard.decision import Decision
+    from ra_guard.policy import Policy
+
+__all__ = ["AUDIT_SCHEMA_VERSION", "AuditLog", "read_audit_log"]
+
+#: The ``schema`` field of every record; bumped when fields change meaning.
+AUDIT_SCHEMA_VERSION = 1
+
+OnOverflow = Literal["block", "drop"]
+FsyncPolicy = Literal["never", "batch", "always"]
+
+_logger = logging.getLogger(__name__)
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    decision: Decision
+    guard: str
+    policies: tuple[tuple[str, str], ...]
+    recorded_at: float
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class AuditLog:
+    """Appends one JSON line per decision to ``path``, from a background thread.
+
+    Args:
+        path: The JSON Lines file (created with its folder if missing).
+        max_queue: Decisions waiting to be written at most.
+        on_overflow: ``"block"`` (wait for room, lose nothing) or ``"drop"``
+            (return at once, count the loss in :attr:`dropped`).
+        fsync: ``"batch"`` (after each drained batch), ``"always"`` or ``"never"``.
+        max_bytes: Rotate the file before it grows past this size (``None``: never).
+        include_text: Also write each candidate's text (redacted of secrets).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> log = AuditLog(pathlib.Path(tempfile.mkdtemp()) / "audit.jsonl", on_overflow="drop", fsync="never")
+        >>> log.dropped
+        0
+        >>> log.close()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_queue: int = 10_000,
+        on_overflow: OnOverflow = "block",
+        fsync: FsyncPolicy = "batch",
+        max_bytes: int | None = None,
+        include_text: bool = False,
+    ) -> None:
+        if on_overflow not in ("block", "drop"):
+            raise ConfigurationError(f"on_overflow must be 'block' or 'drop', got {on_overflow!r}")
+        if fsync not in ("never", "batch", "always"):
+            raise ConfigurationError(f"fsync must be 'never', 'batch' or 'always', got {fsync!r}")
+        if max_queue < 1:
+            raise ConfigurationError(f"max_queue must be at least 1, got {max_queue}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.on_overflow: OnOverflow = on_overflow
+        self.fsync: FsyncPolicy = fsync
+        self.max_bytes = max_bytes
+        self.include_text = include_text
+        self.dropped = 0
+        self.written = 0
+        self._warned_drop = False
+        self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=max_queue)
+        self._fd = self._open()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"ra-guard-audit:{self.path.name}", daemon=True)
+        self._thread.start()
+        # Flush what is queued when the interpreter exits without close().
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r}, on_overflow={self.on_overflow!r}, fsync={self.fsync!r})"
+
+    # -- request path -----------------------------------------------------
+
+    def record(self, decision: Decision, *, guard: str, policies: Sequence[Policy] = ()) -> bool:
+        """Queue one decision for writing; returns ``False`` if it was dropped.
+
+        Only a reference is queued: the record is built and serialized on the
+        writer thread.
+
+        Args:
+            decision: The finished decision (``err.decision`` for rejected ones).
+            guard: The guard's name.
+            policies: The guard's policies, for their content hashes.
+
+        Raises:
+            RuntimeError: The log is closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed; create a new AuditLog to record more decisions")
+        pending = _Pending(
+            decision=decision,
+            guard=guard,
+            policies=tuple((p.name, p.content_hash) for p in policies),
+            recorded_at=time.time(),
+        )
+        if self.on_overflow == "block":
+            self._queue.put(pending)
+            return True
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                warn = not self._warned_drop
+                self._warned_drop = True
+            if warn:
+                _logger.warning(
+                    "audit log %s is full (%d queued): dropping records; see AuditLog.dropped, "
+                    "or use on_overflow='block'",
+                    self.path,
+                    self._queue.maxsize,
+                )
+            return False
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued record is written (and synced, unless ``fsync="never"``).
+
+        Returns:
+            Whether the queue drained within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if not self._thread.is_alive():
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        os.close(self._fd)
+
+    # -- writer thread ----------------------------------------------------
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            stop = item is _STOP
+            # A bad record or a disk error must not kill the writer: producers would block forever.
+            try:
+                if not stop:
+                    self._write(self._line(item))  # type: ignore[arg-type]
+                if self.fsync == "batch" and (stop or self._queue.empty()):
+                    os.fsync(self._fd)
+            except Exception:
+                _logger.exception("audit log %s: could not write a record", self.path)
+            finally:
+                self._queue.task_done()
+            if stop:
+                return
+            if self._queue.empty():
+                self._warned_drop = False
+
+    def _write(self, line: bytes) -> None:
+        if self.max_bytes is not None:
+            size = os.fstat(self._fd).st_size
+            if size and size + len(line) > self.max_bytes:
+                self._rotate()
+        written = os.write(self._fd, line)
+        while written < len(line):  # regular files only do this on a full disk or a signal
+            written += os.write(self._fd, line[written:])
+        self.written += 1
+        if self.fsync == "always":
+            os.fsync(self._fd)
+
+    def _rotate(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+        numbers = [int(m.group(1)) for p in _rotated(self.path) if (m := re.search(r"\.(\d+)$", p.name))]
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.{max(numbers, default=0) + 1}"))
+        self._fd = self._open()
+
+    def _line(self, pending: _Pending) -> bytes:
+        record = self._record(pending)
+        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+    def _record(self, pending: _Pending) -> dict[str, Any]:
+        decision = pending.decision
+        candidates = []
+        for c in decision.candidates:
+            entry: dict[str, Any] = {
+                "index": c.index,
+                "source": c.source,
+                "attempt": c.attempt,
+                "response_id": c.response_id,
+                "finish_reason": c.finish_reason,
+                "text_sha256": _sha256(c.text),
+                "combined": c.combined,
+                "vetoed": c.vetoed,
+                "scores": {
+                    name: {
+                        "score": s.score,
+                        "rank": s.rank,
+                        "passed": s.passed,
+                        "vetoed": s.vetoed,
+                        "error": redact_secrets(s.error) if s.error else None,
+                    }
+                    for name, s in c.scores.items()
+                },
+            }
+            if self.include_text:
+                entry["text"] = redact_secrets(c.text)
+            candidates.append(entry)
+        hashes = dict(pending.policies)
+        finished = datetime.fromtimestamp(pending.recorded_at, tz=timezone.utc)
+        return {
+            "schema": AUDIT_SCHEMA_VERSION,
+            "decision_id": decision.decision_id,
+            "trace_id": decision.trace_id,
+            "guard": redact_secrets(pending.guard),
+            "strategy": decision.strategy,
+            "outcome": decision_outcome(decision),
+            "passed": decision.passed,
+            "chosen_index": decision.chosen_index,
+            "attempts": decision.attempts,
+            "policies": [{"name": name, "content_hash": hashes.get(name)} for name in decision.policies],
+            "candidates": candidates,
+            "vetoes": decision.vetoes,
+            "fallbacks": [
+                {
+                    "kind": f.kind,
+                    "policy": f.policy,
+                    "reason": redact_secrets(f.reason),
+                    "action": f.action,
+                }
+                for f in decision.fallbacks
+            ],
+            "judge_calls": decision.judge_calls,
+            "usage": {
+                "sampling": decision.sampling_usage.model_dump(),
+                "judge": decision.judge_usage.model_dump(),
+            },
+            "timings": {
+                "latency_s": decision.latency_s,
+                "started_at": datetime.fromtimestamp(
+                    pending.recorded_at - decision.latency_s, tz=timezone.utc
+                ).isoformat(timespec="microseconds"),
+                "finished_at": finished.isoformat(timespec="microseconds"),
+            },
+        }
+
+
+def _close_at_exit(ref: weakref.ref[AuditLog]) -> None:
+    log = ref()
+    if log is not None:
+        log.close()
+
+
+def _rotated(path: Path) -> list[Path]:
+    return [p for p in path.parent.glob(f"{path.name}.*") if re.fullmatch(re.escape(path.name) + r"\.\d+", p.name)]
+
+
+def read_audit_log(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every record of an audit log, rotated files first (oldest to newest).
+
+    Args:
+        path: The log's path, as given to :class:`AuditLog`.
+
+    Raises:
+        ValueError: A line is not valid JSON (the log was written by something else).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> list(read_audit_log(pathlib.Path(tempfile.mkdtemp()) / "none.jsonl"))
+        []
+    """
+    base = Path(path)
+    files = sorted(_rotated(base), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+    if base.exists():
+        files.append(base)
+    for file in files:
+        with file.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{file}:{number}: not a JSON record: {exc}") from exc
