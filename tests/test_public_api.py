@@ -6,6 +6,7 @@ import ra_guard
 
 EXPECTED = {
     "AllCandidatesRejected",
+    "AuditLog",
     "BestOfN",
     "Budget",
     "Candidate",
