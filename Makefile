@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ra-guard-installed
 
-.PHONY: install lint format typecheck test test-fast bench demo clean
+.PHONY: install lint format typecheck test test-fast bench demo docs-screenshots clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: install
 
 demo: install
 	$(PY) examples/quickstart.py
+
+# Regenerates docs/img/ from a real Phoenix (needs Debian's chromium; run as root).
+docs-screenshots: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) scripts/phoenix_screenshot.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache
