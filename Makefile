@@ -27,10 +27,10 @@ typecheck: install
 	$(PY) -m mypy
 
 test: install
-	$(PY) -m pytest ra_guard tests
+	$(PY) -m pytest
 
 test-fast: install
-	$(PY) -m pytest ra_guard tests -m "not slow"
+	$(PY) -m pytest -m "not slow"
 
 bench: install
 	$(PY) benchmarks/run_all.py

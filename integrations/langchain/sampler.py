@@ -1,0 +1,129 @@
+"""Any LangChain chat model as a ra-guard :class:`~ra_guard.samplers.base.Sampler`.
+
+Example:
+    >>> from langchain_core.language_models import GenericFakeChatModel
+    >>> from langchain_core.messages import AIMessage
+    >>> model = GenericFakeChatModel(messages=iter([AIMessage("Paris."), AIMessage("It is Paris.")]))
+    >>> sampler = ChatModelSampler(model)
+    >>> sorted(s.text for s in sampler.sample([{"role": "user", "content": "Capital of France?"}], n=2))
+    ['It is Paris.', 'Paris.']
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration
+from langchain_core.runnables import RunnableConfig
+
+from ra_guard.exceptions import SamplerError
+from ra_guard.samplers.base import Sampler
+from ra_guard.types import Messages, Sample
+
+from ._convert import from_chat_messages, message_text, usage_of
+
+__all__ = ["ChatModelSampler", "model_label"]
+
+
+def model_label(model: Any) -> str:
+    """A short label for a chat model: its class and model name (``ChatOpenAI:gpt-4o-mini``).
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> model_label(GenericFakeChatModel(messages=iter([])))
+        'GenericFakeChatModel'
+    """
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    kind = type(model).__name__
+    return f"{kind}:{name}" if isinstance(name, str) and name else kind
+
+
+class ChatModelSampler(Sampler):
+    """Sample candidates from a LangChain chat model.
+
+    By default the model is called ``n`` times concurrently. With
+    ``use_n=True`` it is called once with the provider's ``n`` parameter
+    (OpenAI-compatible servers return ``n`` choices for the price of one
+    prompt); the model must honour ``n``.
+
+    Args:
+        model: Any ``BaseChatModel`` (``ChatOpenAI``, ``ChatAnthropic``, ...).
+        use_n: Ask for ``n`` choices in one call instead of ``n`` calls.
+        forward_temperature: Pass the strategy's temperature to the model as a
+            call argument (most chat models accept ``temperature``); off to keep
+            the model's own setting.
+        config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls.
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> ChatModelSampler(GenericFakeChatModel(messages=iter([]))).name
+        'langchain:GenericFakeChatModel'
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        use_n: bool = False,
+        forward_temperature: bool = True,
+        config: RunnableConfig | None = None,
+    ) -> None:
+        self.model = model
+        self.use_n = use_n
+        self.forward_temperature = forward_temperature
+        self.config = config
+        self.name = f"langchain:{model_label(model)}"
+
+    async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
+        prompt = from_chat_messages(messages)
+        kwargs: dict[str, Any] = {}
+        if temperature is not None and self.forward_temperature:
+            kwargs["temperature"] = temperature
+        try:
+            if self.use_n:
+                replies = await self._one_call(prompt, n, kwargs)
+            else:
+                replies = list(
+                    await asyncio.gather(*(self.model.ainvoke(prompt, self.config, **kwargs) for _ in range(n)))
+                )
+        except asyncio.CancelledError:
+            raise
+        except SamplerError:
+            raise
+        except Exception as exc:
+            raise SamplerError(f"{self.name}: the chat model raised {exc!r}") from exc
+        return [to_sample(reply) for reply in replies]
+
+    async def _one_call(self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> list[BaseMessage]:
+        config = self.config or {}
+        result = await self.model.agenerate(
+            [prompt],
+            callbacks=config.get("callbacks"),
+            tags=config.get("tags"),
+            metadata=config.get("metadata"),
+            n=n,
+            **kwargs,
+        )
+        replies = [g.message for g in result.generations[0] if isinstance(g, ChatGeneration)]
+        if len(replies) != n:
+            raise SamplerError(
+                f"{self.name}: asked for n={n} choices in one call and got {len(replies)}; "
+                "this model ignores `n`, use ChatModelSampler(model, use_n=False)"
+            )
+        return replies
+
+
+def to_sample(reply: BaseMessage) -> Sample:
+    """A chat model's reply as a :class:`~ra_guard.types.Sample` (text, finish reason, usage, id)."""
+    metadata = reply.response_metadata or {}
+    model = metadata.get("model_name") or metadata.get("model")
+    return Sample(
+        text=message_text(reply),
+        finish_reason=metadata.get("finish_reason"),
+        usage=usage_of(reply),
+        model=model if isinstance(model, str) else None,
+        response_id=reply.id,
+    )

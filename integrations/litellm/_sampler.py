@@ -1,0 +1,170 @@
+"""Sample candidates through any litellm ``acompletion`` (the SDK's or a ``Router``'s), keeping whole responses.
+
+The guard only needs texts; callers need the winner back as a normal
+``ModelResponse`` (tool calls, ids, usage), so every response is kept by id
+and :func:`chosen_response` rebuilds a one-choice response around the winner.
+
+Example:
+    >>> to_chat_messages([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+    [{'role': 'user', 'content': 'Hi'}]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ra_guard.decision import Decision
+from ra_guard.exceptions import SamplerError
+from ra_guard.samplers.base import Sampler
+from ra_guard.types import ChatMessage, Messages, Sample, Usage
+
+__all__ = ["DECISION_ATTRIBUTE", "CompletionSampler", "choice_text", "chosen_response", "to_chat_messages"]
+
+#: Attribute of the returned ``ModelResponse`` (and key of its JSON body) holding the decision.
+DECISION_ATTRIBUTE = "ra_guard"
+
+Completion = Callable[..., Any]
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(
+            str(part.get("text", "")) for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return "" if content is None else str(content)
+
+
+def to_chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+    """OpenAI-format messages (content parts, tool calls) as plain-text messages for the judge."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        text = _content_text(message.get("content"))
+        calls = [_call_text(call) for call in message.get("tool_calls") or []]
+        out.append({"role": str(message.get("role", "user")), "content": "\n".join([t for t in [text, *calls] if t])})
+    return out
+
+
+def _call_text(call: Any) -> str:
+    function = call.get("function", {}) if isinstance(call, Mapping) else getattr(call, "function", None)
+    name = function.get("name") if isinstance(function, Mapping) else getattr(function, "name", "")
+    arguments = function.get("arguments") if isinstance(function, Mapping) else getattr(function, "arguments", "")
+    return f"[tool call] {name}({arguments})"
+
+
+def choice_text(choice: Any) -> str:
+    """What the judge reads of a response choice: its content, and its tool calls as text."""
+    message = choice.message
+    parts = [_content_text(message.content)]
+    parts.extend(_call_text(call) for call in getattr(message, "tool_calls", None) or [])
+    return "\n".join(p for p in parts if p)
+
+
+def _usage(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+class CompletionSampler(Sampler):
+    """Samples with ``acompletion(**kwargs)``: ``n`` calls side by side, or one call with ``n``.
+
+    Args:
+        completion: ``litellm.acompletion`` or ``router.acompletion``; with
+            ``sync=True``, ``litellm.completion`` or ``router.completion`` (run in
+            worker threads, so that sync callers keep litellm's sync clients).
+        kwargs: The call's arguments (``model``, ``messages``, ``max_tokens``...).
+            The caller's own ``temperature`` wins over the strategy's.
+        use_n: Ask for ``n`` choices in one call (providers that support ``n``).
+        name: The sampler's name in traces.
+        sync: ``completion`` is a synchronous function.
+    """
+
+    def __init__(
+        self,
+        completion: Completion,
+        kwargs: Mapping[str, Any],
+        *,
+        use_n: bool = False,
+        name: str = "",
+        sync: bool = False,
+    ) -> None:
+        self.completion = completion
+        self.sync = sync
+        self.kwargs = dict(kwargs)
+        self.prefix = len(self.kwargs.get("messages") or [])
+        self.use_n = use_n
+        self.name = name or f"litellm:{self.kwargs.get('model', '?')}"
+        self.responses: dict[str, tuple[Any, int]] = {}
+
+    async def _call(self, extra: list[ChatMessage], n: int | None, temperature: float | None) -> Any:
+        kwargs = dict(self.kwargs)
+        kwargs["messages"] = [*kwargs.get("messages", []), *(dict(m) for m in extra)]
+        if temperature is not None:
+            kwargs.setdefault("temperature", temperature)
+        if n is not None:
+            kwargs["n"] = n
+        if self.sync:
+            return await asyncio.to_thread(self.completion, **kwargs)
+        return await self.completion(**kwargs)
+
+    async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
+        extra = list(messages[self.prefix :])
+        if self.use_n:
+            calls = [self._call(extra, n, temperature)]
+        else:
+            calls = [self._call(extra, None, temperature) for _ in range(n)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        responses = [o for o in outcomes if not isinstance(o, BaseException)]
+        if not responses:  # some calls may fail; the guard chooses among those that answered
+            error = next(o for o in outcomes if isinstance(o, BaseException))
+            if not isinstance(error, Exception):
+                raise error
+            raise SamplerError(f"{self.name}: every completion failed: {error!r}") from error
+        samples: list[Sample] = []
+        for response in responses:
+            for index, choice in enumerate(response.choices):
+                key = uuid.uuid4().hex
+                self.responses[key] = (response, index)
+                samples.append(
+                    Sample(
+                        text=choice_text(choice),
+                        finish_reason=getattr(choice, "finish_reason", None),
+                        usage=_usage(response) if index == 0 else Usage(),
+                        model=getattr(response, "model", None),
+                        response_id=key,
+                    )
+                )
+        return samples
+
+
+def chosen_response(sampler: CompletionSampler, decision: Decision) -> Any:
+    """The winner as a one-choice ``ModelResponse`` with the decision attached.
+
+    The decision is set as the ``ra_guard`` attribute (a JSON-able dict, also
+    serialized into the response body) and as ``_hidden_params["ra_guard_decision"]``
+    (the :class:`~ra_guard.Decision` itself).
+    """
+    response, index = sampler.responses[decision.chosen.response_id or ""]
+    return attach_decision(response, decision, choice_index=index)
+
+
+def attach_decision(response: Any, decision: Decision, *, choice_index: int = 0) -> Any:
+    """A copy of ``response`` keeping only choice ``choice_index`` (as index 0), decision attached."""
+    out = copy.deepcopy(response)
+    choice = out.choices[choice_index]
+    choice.index = 0
+    out.choices = [choice]
+    setattr(out, DECISION_ATTRIBUTE, json.loads(decision.model_dump_json()))
+    hidden = dict(getattr(out, "_hidden_params", None) or {})
+    hidden["ra_guard_decision"] = decision
+    out._hidden_params = hidden
+    return out

@@ -1,0 +1,135 @@
+"""A RewardAnything judge behind a litellm ``Router``: several endpoints, one model group.
+
+Serve RewardAnything on several vLLM servers, list them under one model
+group, and the router spreads judge calls across them, retries on another
+deployment when one fails, and cools a failing one down.
+
+Example:
+    >>> judge = router_judge(["http://gpu-1:8000/v1", "http://gpu-2:8000/v1"], model="WisdomShell/RewardAnything-8B-v1")
+    >>> judge.name
+    'litellm-router:rewardanything'
+    >>> len(judge.router.registry().all())
+    2
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from ra_guard.exceptions import JudgeError, JudgeTimeoutError, MissingDependencyError
+from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.judges.format import render_messages
+from ra_guard.types import Usage
+from ra_guard.verdict import Verdict
+
+__all__ = ["RouterJudge", "router_judge"]
+
+
+class RouterJudge(Judge):
+    """Judge through a ``litellm.Router`` model group serving a RewardAnything model.
+
+    Args:
+        router: The router (its own load balancing, retries, cooldowns and
+            fallbacks apply to every judge call).
+        model: The model group name to call.
+        temperature: Sampling temperature of the judge (0: deterministic).
+        max_tokens: Room for the judge's reasoning and verdict.
+        **completion_kwargs: More arguments for ``router.acompletion``.
+
+    Example:
+        >>> from litellm import Router
+        >>> router = Router(model_list=[{"model_name": "ra", "litellm_params": {
+        ...     "model": "openai/RewardAnything-8B", "api_base": "http://gpu-1:8000/v1", "api_key": "EMPTY"}}])
+        >>> RouterJudge(router, "ra").name
+        'litellm-router:ra'
+    """
+
+    def __init__(
+        self,
+        router: Any,
+        model: str,
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = 4096,
+        **completion_kwargs: Any,
+    ) -> None:
+        self.router = router
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.completion_kwargs = completion_kwargs
+        self.name = f"litellm-router:{model}"
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        from litellm.exceptions import Timeout
+
+        from ra_guard.judges.parsing import parse_verdict
+
+        rendered = render_messages(request)
+        kwargs: dict[str, Any] = {"temperature": self.temperature, **self.completion_kwargs}
+        if self.max_tokens is not None:
+            kwargs.setdefault("max_tokens", self.max_tokens)
+        try:
+            response = await self.router.acompletion(model=self.model, messages=rendered.messages, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Timeout as exc:
+            raise JudgeTimeoutError(f"the router timed out: {exc}", judge=self.name, retryable=True) from exc
+        except Exception as exc:
+            raise JudgeError(f"the router failed: {exc!r}", judge=self.name, retryable=True) from exc
+        usage = getattr(response, "usage", None)
+        return parse_verdict(
+            response.choices[0].message.content or "",
+            rendered,
+            model=getattr(response, "model", None),
+            usage=Usage(
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            ),
+            judge=self.name,
+        )
+
+
+def router_judge(
+    endpoints: Sequence[str],
+    *,
+    model: str,
+    group: str = "rewardanything",
+    api_key: str = "EMPTY",
+    num_retries: int = 3,
+    allowed_fails: int = 0,
+    timeout: float = 60.0,
+    **router_kwargs: Any,
+) -> RouterJudge:
+    """A :class:`RouterJudge` over OpenAI-compatible ``endpoints`` all serving ``model``.
+
+    Args:
+        endpoints: Base URLs (``http://gpu-1:8000/v1``...).
+        model: The model name the servers serve.
+        group: The model group name inside the router.
+        api_key: Key sent to the servers (vLLM accepts anything without ``--api-key``).
+        num_retries: Retries per judge call; each goes to a deployment not cooling down.
+        allowed_fails: Failures a deployment may have (per minute) before it is
+            cooled down; ``0`` takes a failing endpoint out of rotation at once, so
+            that retries land on a live one.
+        timeout: Seconds per attempt.
+        **router_kwargs: More ``litellm.Router`` arguments (``routing_strategy``,
+            ``allowed_fails``, ``cooldown_time``...).
+    """
+    try:
+        from litellm.router import Router
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise MissingDependencyError("litellm", extra="litellm") from exc
+    model_list = [
+        {
+            "model_name": group,
+            "litellm_params": {"model": f"openai/{model}", "api_base": url, "api_key": api_key},
+        }
+        for url in endpoints
+    ]
+    router = Router(
+        model_list=model_list, num_retries=num_retries, allowed_fails=allowed_fails, timeout=timeout, **router_kwargs
+    )
+    return RouterJudge(router, group)

@@ -1,0 +1,146 @@
+"""RaGuardMiddleware in a real ``create_agent`` agent with a tool, driven by ChatOpenAI on the loopback server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import tool
+from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, decision_of
+
+from ra_guard import Decision, Guard, Policy, RetryWithFeedback
+from tests.integrations.conftest import agent_handler, chat_openai
+from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
+
+POLICY = Policy(name="helpful", principle="Answer the user's question using the tool's result.")
+QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather for a city."""
+    return f"Sunny in {city}, 21C"
+
+
+def _agent(stub: OpenAIStubServer, guard: Guard, **middleware: Any) -> Any:
+    return create_agent(chat_openai(stub), tools=[get_weather], middleware=[RaGuardMiddleware(guard, **middleware)])
+
+
+def _final(result: dict[str, Any]) -> AIMessage:
+    message = result["messages"][-1]
+    assert isinstance(message, AIMessage)
+    return message
+
+
+async def test_async_agent_returns_the_best_answer_and_passes_tool_turns(stub: OpenAIStubServer) -> None:
+    stub.sampler_latency = 0.05  # long enough for the three calls to overlap
+    stub.handler = agent_handler(["Sunny. score=2", "It is sunny and 21C in Paris. score=5", "Warm. score=3"])
+    guard = Guard(policies=[POLICY], judge=ChatModelJudge(chat_openai(stub, temperature=0)))
+
+    result = await _agent(stub, guard, n=3).ainvoke(QUESTION)
+
+    final = _final(result)
+    assert final.content == "It is sunny and 21C in Paris. score=5"
+    decision = decision_of(final)
+    assert isinstance(decision, Decision)
+    assert decision.passed and decision.chosen.scores["helpful"].score == 5
+    assert len(decision.candidates) == 3
+    # The tool ran once, on the first candidate's call; that turn was not judged.
+    assert [m.content for m in result["messages"] if isinstance(m, ToolMessage)] == ["Sunny in Paris, 21C"]
+    kinds = [r.kind for r in stub.requests]
+    assert kinds.count("judge") == 1
+    assert kinds.count("sampler") == 6  # 3 for the tool turn, 3 for the answer
+    assert stub.max_in_flight["sampler"] == 3
+
+
+def test_sync_agent_uses_wrap_model_call(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Cloudy. score=1", "Sunny, 21C. score=4"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    result = _agent(stub, guard, n=2).invoke(QUESTION)
+
+    final = _final(result)
+    assert final.content == "Sunny, 21C. score=4"
+    chosen = final.response_metadata["ra_guard"]
+    # the two calls run concurrently, so which index holds which answer is not fixed
+    assert chosen["candidates"][chosen["chosen_index"]]["text"] == "Sunny, 21C. score=4"
+    assert {c["text"] for c in chosen["candidates"]} == {"Cloudy. score=1", "Sunny, 21C. score=4"}
+    assert final.response_metadata["finish_reason"] == "stop"  # the model's own metadata is kept
+
+
+async def test_retries_with_the_judge_critique(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Meh. score=2", "Sunny and 21C in Paris. score=5"])
+    guard = Guard(
+        policies=[Policy(name="helpful", principle=POLICY.principle, min_score=4)],
+        judge=f"openai-compat:{stub.base_url}",
+        strategy=RetryWithFeedback(max_attempts=3, n=1),
+    )
+
+    final = _final(await _agent(stub, guard).ainvoke(QUESTION))
+
+    assert final.content == "Sunny and 21C in Paris. score=5"
+    decision = decision_of(final)
+    assert decision is not None and decision.attempts == 2
+    retry = [r for r in stub.requests if r.kind == "sampler"][-1]
+    assert retry.messages[-2] == {"role": "assistant", "content": "Meh. score=2"}
+    assert "fell short" in retry.messages[-1]["content"] and "helpful" in retry.messages[-1]["content"]
+
+
+async def test_judge_tool_calls_judges_tool_turns_too(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Sunny. score=4"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    result = await _agent(stub, guard, n=2, judge_tool_calls=True).ainvoke(QUESTION)
+
+    tool_turn = next(m for m in result["messages"] if isinstance(m, AIMessage) and m.tool_calls)
+    assert decision_of(tool_turn) is not None
+    judged = [r.judge_input for r in stub.requests if r.kind == "judge"]
+    assert any("[tool call] get_weather" in text for j in judged if j for text in j["responses"].values())
+
+
+@pytest.mark.parametrize("n", [1])
+async def test_single_call_when_n_is_one(stub: OpenAIStubServer, n: int) -> None:
+    stub.handler = agent_handler(["Sunny. score=4"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    final = _final(await _agent(stub, guard, n=n).ainvoke(QUESTION))
+
+    assert final.content == "Sunny. score=4"
+    assert [r.kind for r in stub.requests].count("sampler") == 2
+
+
+def _after_tool(request: RecordedRequest) -> bool:
+    return request.kind == "sampler" and any(m.get("role") == "tool" for m in request.messages)
+
+
+async def test_a_failed_call_is_dropped_when_others_answer(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Sunny. score=4"])
+    stub.script(Fault.error(500, retry_after=None), when=_after_tool)
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    final = _final(await _agent(stub, guard, n=3).ainvoke(QUESTION))
+
+    decision = decision_of(final)
+    assert final.content == "Sunny. score=4" and decision is not None and len(decision.candidates) == 2
+
+
+async def test_when_every_call_fails_the_model_error_surfaces(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["unused"])
+    stub.script(Fault.error(500, retry_after=None), Fault.error(500, retry_after=None), when=_after_tool)
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    with pytest.raises(openai.InternalServerError):
+        await _agent(stub, guard, n=2).ainvoke(QUESTION)
+
+
+async def test_probe_first_spends_one_call_on_tool_turns(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Sunny. score=2", "Sunny, 21C in Paris. score=5", "Warm. score=3"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    final = _final(await _agent(stub, guard, n=3, probe_first=True).ainvoke(QUESTION))
+
+    assert final.content == "Sunny, 21C in Paris. score=5"
+    assert [r.kind for r in stub.requests].count("sampler") == 4  # 1 for the tool turn, 3 for the answer

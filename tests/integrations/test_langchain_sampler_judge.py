@@ -1,0 +1,80 @@
+"""ChatModelSampler and ChatModelJudge with a real ChatOpenAI on the loopback server."""
+
+from __future__ import annotations
+
+import pytest
+import ra_guard.integrations.langchain as lc
+from ra_guard.integrations.langchain import ChatModelJudge, ChatModelSampler
+
+from ra_guard import ChatMessage, Guard, Policy, SamplerError
+from ra_guard.judges.base import JudgeRequest
+from ra_guard.judges.format import render_messages
+from tests.integrations.conftest import chat_openai
+from tests.support.openai_server import Completion, OpenAIStubServer
+
+MESSAGES: list[ChatMessage] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Capital of France?"},
+]
+
+
+def test_public_names() -> None:
+    assert sorted(lc.__all__) == sorted(
+        ["DECISION_KEY", "ChatModelJudge", "ChatModelSampler", "GuardedRunnable", "RaGuardMiddleware", "decision_of"]
+    )
+
+
+async def test_sampler_calls_the_model_n_times_concurrently(stub: OpenAIStubServer) -> None:
+    stub.sampler_latency = 0.05
+    samples = await ChatModelSampler(chat_openai(stub)).asample(MESSAGES, n=3, temperature=0.7)
+
+    assert [s.text for s in samples] == ["answer 0 to: Capital of France?"] * 3
+    assert all(s.finish_reason == "stop" and s.usage.total_tokens > 0 for s in samples)
+    assert stub.max_in_flight["sampler"] == 3
+    assert stub.requests[0].messages == MESSAGES and stub.requests[0].body["temperature"] == 0.7
+
+
+async def test_sampler_use_n_asks_once(stub: OpenAIStubServer) -> None:
+    samples = await ChatModelSampler(chat_openai(stub), use_n=True).asample(MESSAGES, n=3)
+
+    assert [s.text for s in samples] == [f"answer {i} to: Capital of France?" for i in range(3)]
+    (request,) = stub.requests
+    assert request.body["n"] == 3
+
+
+async def test_sampler_use_n_reports_a_model_that_ignores_n() -> None:
+    with OpenAIStubServer(models=["ra-stub"], max_choices=1) as stub, pytest.raises(SamplerError, match="ignores `n`"):
+        await ChatModelSampler(chat_openai(stub), use_n=True).asample(MESSAGES, n=2)
+
+
+async def test_judge_sends_the_rewardanything_prompt_and_maps_names_back(stub: OpenAIStubServer) -> None:
+    request = JudgeRequest(
+        principle="Be brief.", prompt="Hi", responses={"long": "Hello there! score=2", "short": "Hi. score=5"}
+    )
+    judge = ChatModelJudge(chat_openai(stub, temperature=0))
+
+    verdict = await judge.ajudge(request)
+
+    assert verdict.scores == {"long": 2.0, "short": 5.0} and verdict.best == "short"
+    assert verdict.model == "ra-stub" and verdict.usage.total_tokens > 0
+    sent = stub.requests[0].messages
+    assert sent == render_messages(request).messages
+
+
+async def test_judge_output_errors_surface_as_judge_errors(stub: OpenAIStubServer) -> None:
+    from ra_guard import JudgeOutputError
+
+    stub.script(Completion.truncated_judge())
+    request = JudgeRequest(principle="p", prompt="q", responses={"a": "x", "b": "y"})
+    with pytest.raises(JudgeOutputError):
+        await ChatModelJudge(chat_openai(stub)).ajudge(request)
+
+
+async def test_sampler_and_judge_together_in_a_guard(stub: OpenAIStubServer) -> None:
+    texts = iter(["Paris. score=5", "Lyon. score=1"])
+    stub.handler = lambda r: next(texts) if r.kind == "sampler" else None
+    guard = Guard(policies=[Policy(name="correct", principle="Correct.")], judge=ChatModelJudge(chat_openai(stub)))
+
+    decision = await guard.arun(MESSAGES, sampler=ChatModelSampler(chat_openai(stub)), n=2)
+
+    assert decision.text == "Paris. score=5"

@@ -1,0 +1,97 @@
+"""guarded_completion / guarded_acompletion through real litellm calls to the loopback server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import litellm
+import openai
+import pytest
+from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
+
+from ra_guard import ConfigurationError, Decision, Guard, Policy, SamplerError
+from tests.integrations.conftest import Answers
+from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
+
+POLICY = Policy(name="correct", principle="The answer is factually correct.")
+MESSAGES = [{"role": "user", "content": "Capital of France?"}]
+
+
+def _answers(stub: OpenAIStubServer, *texts: str) -> None:
+    answers = Answers(texts)
+
+    def handle(request: RecordedRequest) -> Any:
+        return answers.next() if request.kind == "sampler" else None
+
+    stub.handler = handle
+
+
+def _kwargs(stub: OpenAIStubServer, client: Any = None) -> dict[str, Any]:
+    # Our own OpenAI client, closed by the test: litellm's cached clients leak sockets that the
+    # garbage collector may report (ResourceWarning) in the middle of a later test.
+    kwargs = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": "sk-test", "messages": MESSAGES}
+    return {**kwargs, "client": client} if client is not None else kwargs
+
+
+async def test_async_returns_a_model_response_with_the_winner(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5", "Marseille. score=2")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=3, max_tokens=50, **_kwargs(stub, client))
+
+    assert isinstance(response, litellm.ModelResponse)
+    assert [c.message.content for c in response.choices] == ["Paris. score=5"]
+    assert response.choices[0].index == 0
+    assert response.ra_guard["candidates"][response.ra_guard["chosen_index"]]["text"] == "Paris. score=5"
+    assert response.model_dump()["ra_guard"]["passed"] is True
+    assert isinstance(response._hidden_params["ra_guard_decision"], Decision)
+    sampled = [r for r in stub.requests if r.kind == "sampler"]
+    assert len(sampled) == 3 and all(r.body["max_tokens"] == 50 for r in sampled)
+    assert all(r.body["temperature"] == 0.8 for r in sampled)  # the strategy's temperature
+    await guard.aclose()
+
+
+async def test_use_n_asks_for_all_candidates_in_one_call(stub: OpenAIStubServer) -> None:
+    stub.handler = None
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=3, use_n=True, temperature=0.2, **_kwargs(stub, client))
+
+    (sampled,) = [r for r in stub.requests if r.kind == "sampler"]
+    assert sampled.body["n"] == 3 and sampled.body["temperature"] == 0.2
+    assert len(response.ra_guard["candidates"]) == 3
+    await guard.aclose()
+
+
+def test_sync_twice_in_a_row(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Paris. score=4", "Nice. score=2")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    with openai.OpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        for _ in range(2):
+            response = guarded_completion(guard, n=2, **_kwargs(stub, client))
+            assert response.choices[0].message.content == "Paris. score=4"
+    guard.judge.close()
+
+
+def test_stream_is_refused_with_a_reason(stub: OpenAIStubServer) -> None:
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    with pytest.raises(ConfigurationError, match="does not stream"):
+        guarded_completion(guard, stream=True, **_kwargs(stub))
+
+
+async def test_failed_calls_are_dropped_and_all_failing_is_a_sampler_error(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Paris. score=5")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0) as client:
+        stub.script(Fault.error(500, retry_after=None), when=is_sampler)
+        response = await guarded_acompletion(guard, n=2, max_retries=0, **_kwargs(stub, client))
+        assert len(response.ra_guard["candidates"]) == 1
+
+        stub.script(*[Fault.error(500, retry_after=None)] * 2, when=is_sampler)
+        with pytest.raises(SamplerError, match="every completion failed"):
+            await guarded_acompletion(guard, n=2, max_retries=0, **_kwargs(stub, client))
+    await guard.aclose()
