@@ -1,0 +1,197 @@
+"""A judge behind any chat model that litellm reaches, with the RewardAnything prompt.
+
+:class:`LiteLLMJudge` sends the same two messages as the other judges (the
+RewardAnything system prompt and the JSON input) through
+``litellm.acompletion``, so a hosted model (``gpt-4o-mini``,
+``anthropic/claude-...``) or a litellm-routed deployment can stand in for the
+reward model. General chat models were not trained on this format: expect
+lower agreement than RewardAnything itself.
+
+Needs the ``litellm`` extra: ``pip install 'ra-guard[litellm]'``.
+
+Example:
+    >>> judge = LiteLLMJudge("openai/ra-8b", api_base="http://127.0.0.1:8000/v1", api_key="x")
+    >>> judge.name
+    'litellm:openai/ra-8b'
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import ModuleType
+from typing import Any
+
+import openai
+
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, MissingDependencyError
+from ra_guard.judges._http import PerLoop, judge_error_from_openai
+from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.judges.format import RenderedRequest, render_messages
+from ra_guard.judges.parsing import ReasonCode, parse_verdict
+from ra_guard.types import Usage
+from ra_guard.verdict import Verdict
+
+__all__ = ["LiteLLMJudge", "close_loop_clients", "import_litellm"]
+
+
+def import_litellm() -> ModuleType:
+    """Import litellm, or raise :class:`MissingDependencyError` naming the extra.
+
+    Example:
+        >>> import_litellm().__name__
+        'litellm'
+    """
+    try:
+        import litellm
+    except ImportError as exc:
+        raise MissingDependencyError("litellm", extra="litellm") from exc
+    return litellm
+
+
+async def close_loop_clients(_: object = None) -> None:
+    """Close the HTTP clients litellm cached for the running event loop.
+
+    litellm caches one client per event loop and never closes those of a loop
+    that has ended, so each ``run_sync`` call (a fresh loop) would leave open
+    sockets behind for the garbage collector (``ResourceWarning: unclosed``).
+    The litellm backends call this when their loop shuts down; every client it
+    closes is bound to that loop and useless after it. Best effort: litellm
+    internals that are not found are left alone.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(close_loop_clients())
+    """
+    try:
+        import litellm
+        from litellm.caching.evicted_client_closer import running_loop_token
+
+        token = running_loop_token()
+        cache = litellm.in_memory_llm_clients_cache.cache_dict
+        suffix = f"-{token}"
+        keys = [key for key in list(cache) if token is not None and isinstance(key, str) and key.endswith(suffix)]
+    except Exception:
+        return
+    for key in keys:
+        client = cache.pop(key, None)
+        close = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:  # a half-closed client is still better than an unclosed one
+            continue
+
+
+def usage_of(response: Any) -> Usage | None:
+    """The token usage of a litellm/OpenAI response, where it reports one.
+
+    Example:
+        >>> usage_of(object()) is None
+        True
+    """
+    usage = getattr(response, "usage", None)
+    prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+class LiteLLMJudge(Judge):
+    """A RewardAnything-format judge through ``litellm.acompletion``.
+
+    Args:
+        model: A litellm model string (``gpt-4o-mini``, ``openai/<served-name>``...).
+        max_concurrency: Calls in flight at once (per event loop).
+        temperature: Judge temperature (0.0: deterministic, as the reference).
+        max_tokens: Generation limit; the thinking needs room.
+        **litellm_kwargs: Passed to every ``litellm.acompletion`` call
+            (``api_base``, ``api_key``, ``timeout``, ``num_retries``...).
+
+    Raises:
+        MissingDependencyError: litellm is not installed.
+
+    Example:
+        >>> LiteLLMJudge("gpt-4o-mini", timeout=30).litellm_kwargs
+        {'timeout': 30}
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_concurrency: int = 16,
+        temperature: float = 0.0,
+        max_tokens: int = 4096,
+        **litellm_kwargs: Any,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self._litellm = import_litellm()
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.litellm_kwargs = litellm_kwargs
+        self.name = f"litellm:{model}"
+        self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
+            lambda: asyncio.Semaphore(self.max_concurrency), closer=close_loop_clients
+        )
+
+    def __repr__(self) -> str:
+        return f"LiteLLMJudge({self.model!r})"
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        """Judge one request.
+
+        Raises:
+            JudgeTimeoutError: litellm timed out.
+            JudgeError: Any other failure (``retryable`` for rate limits, 5xx, connection errors).
+            JudgeOutputError: The answer cannot be read as a verdict.
+        """
+        rendered = render_messages(request)
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        options.update(self.litellm_kwargs)
+        async with await self._gates.get():
+            try:
+                response = await self._litellm.acompletion(model=self.model, messages=rendered.messages, **options)
+            except openai.OpenAIError as exc:  # litellm's exceptions subclass the openai SDK's
+                timeout = options.get("timeout")
+                raise judge_error_from_openai(
+                    exc,
+                    judge=self.name,
+                    where=self.model,
+                    timeout=timeout if isinstance(timeout, (int, float)) else None,
+                    retries=int(options.get("num_retries") or 0),
+                ) from exc
+            except Exception as exc:
+                raise JudgeError(f"litellm raised {exc!r}", judge=self.name) from exc
+        return self._verdict(response, rendered)
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients litellm cached for the running loop."""
+        await self._gates.aclose()
+
+    def _verdict(self, response: Any, rendered: RenderedRequest) -> Verdict:
+        choices = getattr(response, "choices", None)
+        message = getattr(choices[0], "message", None) if choices else None
+        if message is None:
+            raise JudgeOutputError(
+                ReasonCode.EMPTY_OUTPUT.value, "litellm returned no message", raw_text=str(response), judge=self.name
+            )
+        content = getattr(message, "content", None)
+        text = content if isinstance(content, str) else ""
+        # litellm moves a provider's separate reasoning into ``reasoning_content``; put it back.
+        thinking = getattr(message, "reasoning_content", None)
+        if isinstance(thinking, str) and thinking and "</think>" not in text:
+            text = f"<think>{thinking}</think>{text}"
+        model = getattr(response, "model", None)
+        return parse_verdict(
+            text,
+            rendered,
+            model=model if isinstance(model, str) else self.model,
+            usage=usage_of(response),
+            judge=self.name,
+        )

@@ -1,0 +1,177 @@
+"""A judge served by the reference ``rewardanything serve`` API.
+
+The reference package's server renders, masks, generates and parses on its
+side; it answers ``{"thoughts": str, "results": {"scores", "best-to-worst"}}``
+keyed by the caller's own names. :class:`RewardAnythingServerJudge` posts to
+``/api/rewardanything`` (or ``/api/rewardanything_batch`` for several
+requests) with ``httpx``, retries transient failures, and checks every answer
+with the same rules as :func:`~ra_guard.judges.parsing.parse_verdict`.
+
+Example:
+    >>> judge = RewardAnythingServerJudge("http://gpu-1:8000")
+    >>> judge.name
+    'rewardanything:gpu-1:8000'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError
+from ra_guard.judges._http import PerLoop, RetryPolicy, host_of, post_json
+from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.judges.format import RenderedRequest
+from ra_guard.judges.parsing import ReasonCode, parse_verdict
+from ra_guard.verdict import Verdict
+
+__all__ = ["RewardAnythingServerJudge"]
+
+
+async def _close_client(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+class RewardAnythingServerJudge(Judge):
+    """A RewardAnything judge behind the reference package's HTTP API.
+
+    Args:
+        base_url: The server root, e.g. ``http://gpu-1:8000`` (a trailing
+            ``/api`` or ``/v1`` is accepted and dropped).
+        timeout: Seconds per HTTP attempt (the reference generates the whole
+            thinking before answering: leave room).
+        max_retries: Retries after the first attempt on 408/409/429/5xx and
+            connection errors (backoff from 0.5 s doubling, or ``Retry-After``).
+        max_concurrency: Connections in flight at once (per event loop).
+        batch: Let :meth:`ajudge_many` send one ``/api/rewardanything_batch``
+            call. Off by default: the reference server (1.0.1) returns batch
+            results in completion order, not request order, so a batch is only
+            safe where every request has its own set of names (checked: an
+            answer whose names do not match its request is an error).
+
+    Raises:
+        ConfigurationError: An argument is out of range.
+
+    Example:
+        >>> RewardAnythingServerJudge("http://gpu-1:8000/api", timeout=30).base_url
+        'http://gpu-1:8000'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 300.0,
+        max_retries: int = 3,
+        max_concurrency: int = 16,
+        batch: bool = False,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
+        url = base_url.rstrip("/")
+        for suffix in ("/api", "/v1"):
+            url = url.removesuffix(suffix)
+        self.base_url = url
+        self.timeout = timeout
+        self.retry = RetryPolicy(max_retries=max_retries)
+        self.max_concurrency = max_concurrency
+        self.batch = batch
+        self.name = f"rewardanything:{host_of(url)}"
+        self._clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client, closer=_close_client)
+
+    def __repr__(self) -> str:
+        return f"RewardAnythingServerJudge({self.base_url!r})"
+
+    def _new_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+        # The pool's connection limit is the concurrency limit; its pool timeout stays unbounded so
+        # that calls queue for a connection instead of failing while others are in flight.
+        timeout = httpx.Timeout(self.timeout, pool=None)
+        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits)
+
+    @staticmethod
+    def _payload(request: JudgeRequest) -> dict[str, Any]:
+        if request.permutation is not None:
+            raise NotImplementedError(
+                "RewardAnythingServerJudge cannot present candidates in a chosen permutation: the reference "
+                "server orders them itself; use OpenAICompatJudge against the same model for permutations"
+            )
+        return {
+            "principle": request.principle,
+            "prompt": request.prompt,
+            "responses": dict(request.responses),
+            "mask_responses": request.mask,
+        }
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        """Judge one request through ``POST /api/rewardanything``.
+
+        Raises:
+            JudgeTimeoutError: No answer within ``timeout`` after every retry.
+            JudgeError: A transport or HTTP failure (``retryable`` where a later try could succeed).
+            JudgeOutputError: The answer is not a usable verdict.
+        """
+        payload = self._payload(request)
+        answer = await post_json(
+            await self._clients.get(), "/api/rewardanything", payload, retry=self.retry, judge=self.name
+        )
+        return self._verdict(answer, request)
+
+    async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
+        """Judge several requests: one batch call when ``batch=True``, else side by side.
+
+        A failed batch call fails every request in it (returned in place, not raised).
+        """
+        if not self.batch or len(requests) < 2:
+            return await super().ajudge_many(requests)
+        try:
+            payload = [self._payload(r) for r in requests]
+            answers = await post_json(
+                await self._clients.get(), "/api/rewardanything_batch", payload, retry=self.retry, judge=self.name
+            )
+        except (JudgeError, NotImplementedError) as exc:
+            return [exc for _ in requests]
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            count = len(answers) if isinstance(answers, list) else type(answers).__name__
+            error = JudgeError(
+                f"the batch endpoint answered {count} results for {len(requests)} requests", judge=self.name
+            )
+            return [error for _ in requests]
+        results: list[Verdict | BaseException] = []
+        for answer, request in zip(answers, requests, strict=True):
+            try:
+                results.append(self._verdict(answer, request))
+            except JudgeError as exc:
+                results.append(exc)
+        return results
+
+    def _verdict(self, answer: Any, request: JudgeRequest) -> Verdict:
+        """Check a reference answer (already in the caller's names) and build the verdict."""
+        raw_text = json.dumps(answer, ensure_ascii=False)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, dict):
+            raise JudgeOutputError(
+                ReasonCode.NOT_AN_OBJECT.value,
+                "the answer has no 'results' object; expected {'thoughts': ..., 'results': {'scores': ...}}",
+                raw_text=raw_text,
+                judge=self.name,
+            )
+        # The server already unmasked the names: check them against the caller's own.
+        identity = RenderedRequest(messages=[], masked_to_caller={name: name for name in request.responses})
+        try:
+            verdict = parse_verdict(json.dumps(results, ensure_ascii=False), identity, judge=self.name)
+        except JudgeOutputError as exc:
+            raise JudgeOutputError(exc.reason, str(exc).split("] ", 1)[-1], raw_text=raw_text, judge=self.name) from exc
+        thoughts = answer.get("thoughts")
+        return verdict.model_copy(
+            update={"reasoning": thoughts if isinstance(thoughts, str) else "", "raw_text": raw_text}
+        )
+
+    async def aclose(self) -> None:
+        """Close the running loop's HTTP client."""
+        await self._clients.aclose()

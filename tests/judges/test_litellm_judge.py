@@ -1,0 +1,113 @@
+"""LiteLLMJudge through litellm, pointed at a real loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+from ra_guard.exceptions import JudgeError, JudgeOutputError, JudgeTimeoutError, MissingDependencyError
+from ra_guard.judges import resolve_judge
+from ra_guard.judges.base import JudgeRequest
+from ra_guard.judges.format import render_messages
+from ra_guard.judges.litellm_judge import LiteLLMJudge
+from tests.support.openai_server import Completion, Fault, OpenAIStubServer
+
+# litellm builds a pydantic schema for a TypedDict with ReadOnly items on its first call (a UserWarning
+# pydantic raises); the lead is asked to add this filter to pyproject's filterwarnings.
+pytestmark = pytest.mark.filterwarnings("ignore:Items? .* using the `ReadOnly` qualifier:UserWarning")
+
+REQUEST = JudgeRequest(
+    principle="Be concise.",
+    prompt="Capital of France?",
+    responses={"short": "Paris. score=5", "long": "The capital is Paris, a large city. score=2"},
+)
+
+
+def _judge(server: OpenAIStubServer, **kwargs: Any) -> LiteLLMJudge:
+    kwargs.setdefault("max_retries", 0)
+    return LiteLLMJudge("openai/ra-stub", api_base=server.base_url, api_key="x", **kwargs)
+
+
+async def test_judges_through_litellm(openai_server: OpenAIStubServer) -> None:
+    verdict = await _judge(openai_server).ajudge(REQUEST)
+
+    assert verdict.scores == {"short": 5.0, "long": 2.0}
+    assert verdict.ranking == ["short", "long"]
+    assert verdict.model == "ra-stub"
+    assert verdict.usage.total_tokens > 0
+    (sent,) = openai_server.requests
+    assert sent.body["messages"] == render_messages(REQUEST).messages
+    assert (sent.body["model"], sent.body["temperature"], sent.body["max_tokens"]) == ("ra-stub", 0.0, 4096)
+
+
+def test_resolves_from_spec_string() -> None:
+    judge = resolve_judge("litellm:openai/ra-stub")
+    assert isinstance(judge, LiteLLMJudge)
+    assert judge.name == "litellm:openai/ra-stub"
+
+
+def test_missing_litellm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "litellm", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ra-guard\[litellm\]'"):
+        LiteLLMJudge("gpt-4o-mini")
+
+
+async def test_timeout_raises_judge_timeout(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.hang())
+    with pytest.raises(JudgeTimeoutError) as caught:
+        await _judge(openai_server, timeout=0.2).ajudge(REQUEST)
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize("fault", [Fault.error(500), Fault.rate_limit(), Fault.drop()])
+async def test_transient_failures_are_retried(openai_server: OpenAIStubServer, fault: Fault) -> None:
+    openai_server.script(fault)
+    verdict = await _judge(openai_server, max_retries=2).ajudge(REQUEST)
+    assert verdict.best == "short"
+    assert len(openai_server.requests) == 2
+
+
+async def test_persistent_500_raises_judge_error(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(*[Fault.error(500)] * 3)
+    with pytest.raises(JudgeError, match="HTTP 500") as caught:
+        await _judge(openai_server, max_retries=2).ajudge(REQUEST)
+    assert caught.value.retryable
+    assert len(openai_server.requests) == 3
+
+
+async def test_dropped_connection_raises_judge_error(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.drop())
+    with pytest.raises(JudgeError) as caught:
+        await _judge(openai_server).ajudge(REQUEST)
+    assert caught.value.retryable
+
+
+async def test_garbage_body_raises_judge_error(openai_server: OpenAIStubServer) -> None:
+    # litellm reports an undecodable body as a server error: retryable, not an output error.
+    openai_server.script(Fault.garbage())
+    with pytest.raises(JudgeError):
+        await _judge(openai_server).ajudge(REQUEST)
+
+
+async def test_truncated_output_raises_output_error(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Completion.truncated_judge())
+    with pytest.raises(JudgeOutputError) as caught:
+        await _judge(openai_server).ajudge(REQUEST)
+    assert caught.value.reason == "truncated_thinking"
+
+
+async def test_concurrency_limit_is_respected(openai_server: OpenAIStubServer) -> None:
+    openai_server.judge_latency = 0.05
+    judge = _judge(openai_server, max_concurrency=2)
+    verdicts = await asyncio.gather(*(judge.ajudge(REQUEST) for _ in range(6)))
+    assert len(verdicts) == 6
+    assert openai_server.max_in_flight["judge"] == 2
+
+
+def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -> None:
+    judge = _judge(openai_server)
+    assert [judge.judge(REQUEST).best for _ in range(3)] == ["short"] * 3
+    assert openai_server.wait_connections_closed()
