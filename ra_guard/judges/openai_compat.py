@@ -8,6 +8,18 @@ backoff on 408/409/429/5xx and connection errors, the server's
 :class:`~ra_guard.verdict.Verdict`. At most ``max_concurrency`` calls are in
 flight at once per event loop.
 
+Three modes read the model:
+
+- ``reasoning`` (default): the trained behaviour, thinking then a JSON verdict, parsed;
+- ``fast``: no thinking; the verdict's JSON skeleton is given as the start of the
+  assistant's answer (vLLM's ``continue_final_message``) and each candidate's score
+  is read from the ``top_logprobs`` of the digits 1–5: one one-token request per
+  candidate, continuous scores, never an unparseable verdict;
+- ``hybrid``: think up to ``thinking_budget`` tokens, then the same digit reading.
+
+Where the server returns no log-probabilities, ``fast`` and ``hybrid`` fall back to
+``reasoning`` for that call and say so in ``Verdict.repairs``.
+
 Serve the model with::
 
     vllm serve WisdomShell/RewardAnything-8B-v1 --max-model-len 8192
@@ -37,8 +49,14 @@ from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError
 from ra_guard.judges._http import PerLoop, host_of, judge_error_from_openai
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
-from ra_guard.judges.parsing import ReasonCode, parse_verdict
-from ra_guard.types import Usage
+from ra_guard.judges.parsing import ReasonCode, parse_verdict, split_thinking, unmask_names
+from ra_guard.judges.scoring import (
+    ENDPOINT_STEP_PARAMS,
+    ForcedJsonReader,
+    distribution_from_top_logprobs,
+    verdict_from_distributions,
+)
+from ra_guard.types import ChatMessage, Usage
 from ra_guard.verdict import Verdict
 
 __all__ = ["API_KEY_ENV", "JudgeMode", "OpenAICompatJudge"]
@@ -46,9 +64,14 @@ __all__ = ["API_KEY_ENV", "JudgeMode", "OpenAICompatJudge"]
 #: Environment variable read when no ``api_key`` is given.
 API_KEY_ENV = "RA_GUARD_JUDGE_API_KEY"
 
-#: How the judge reads the model: ``reasoning`` generates thinking then a JSON verdict.
-JudgeMode = Literal["reasoning"]
-_MODES: tuple[str, ...] = ("reasoning",)
+#: How the judge reads the model (see the module docstring).
+JudgeMode = Literal["reasoning", "fast", "hybrid"]
+_MODES: tuple[str, ...] = ("reasoning", "fast", "hybrid")
+
+#: The note added to ``Verdict.repairs`` when digit reading falls back to parsing.
+LOGPROBS_UNAVAILABLE = (
+    "logprobs_unavailable: the server returned no digit log-probabilities; parsed a reasoning verdict"
+)
 
 
 @dataclass
@@ -90,7 +113,9 @@ class OpenAICompatJudge(Judge):
         max_tokens: Generation limit; thinking needs room (the reference uses 4096).
         extra_body: Extra JSON fields for every request (e.g. vLLM's
             ``{"top_k": 20}`` or ``{"chat_template_kwargs": {...}}``).
-        mode: ``reasoning``: generate thinking and a JSON verdict (the paper's setting).
+        mode: ``reasoning`` (thinking then a JSON verdict, the paper's setting),
+            ``fast`` or ``hybrid`` (digit log-probabilities; see the module docstring).
+        thinking_budget: ``hybrid`` only: tokens of thinking before the forced verdict.
 
     Raises:
         ConfigurationError: An argument is out of range or the mode is unknown.
@@ -114,9 +139,12 @@ class OpenAICompatJudge(Judge):
         max_tokens: int = 4096,
         extra_body: Mapping[str, Any] | None = None,
         mode: JudgeMode = "reasoning",
+        thinking_budget: int = 512,
     ) -> None:
         if mode not in _MODES:
             raise ConfigurationError(f"unknown judge mode {mode!r}; use one of: {', '.join(_MODES)}")
+        if thinking_budget < 1:
+            raise ConfigurationError(f"thinking_budget must be at least 1 token, got {thinking_budget}")
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if max_retries < 0:
@@ -132,6 +160,7 @@ class OpenAICompatJudge(Judge):
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         self.mode: JudgeMode = mode
+        self.thinking_budget = thinking_budget
         self._api_key = api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
         self._state: PerLoop[_LoopState] = PerLoop(self._new_state, closer=_close_state)
         self._update_name()
@@ -167,13 +196,23 @@ class OpenAICompatJudge(Judge):
         rendered = render_messages(request)
         state = await self._state.get()
         model = await self._model(state)
+        if self.mode == "reasoning":
+            return await self._reasoning(state, model, rendered)
+        return await self._digits(state, model, rendered)
+
+    async def _complete(
+        self, state: _LoopState, model: str, messages: list[ChatMessage], options: Mapping[str, Any]
+    ) -> ChatCompletion:
+        """One chat completion under the concurrency gate, errors mapped to JudgeError."""
+        extra_body = {**self.extra_body, **options.get("extra_body", {})}
+        knobs = {k: v for k, v in options.items() if k != "extra_body"}
         async with state.gate:
             try:
-                completion = await state.client.chat.completions.create(
+                return await state.client.chat.completions.create(
                     model=model,
-                    messages=rendered.messages,  # type: ignore[arg-type]  # TypedDicts of the same shape
-                    extra_body=self.extra_body or None,
-                    **self._generation_options(),
+                    messages=messages,  # type: ignore[arg-type]  # TypedDicts of the same shape
+                    extra_body=extra_body or None,
+                    **knobs,
                 )
             except openai.OpenAIError as exc:
                 raise self._judge_error(exc) from exc
@@ -184,7 +223,6 @@ class OpenAICompatJudge(Judge):
                     raw_text="",
                     judge=self.name,
                 ) from exc
-        return self._verdict(completion, rendered)
 
     async def discover_model(self) -> str:
         """The served model's name, asked of ``GET /models`` once and cached.
@@ -218,15 +256,57 @@ class OpenAICompatJudge(Judge):
 
     # -- modes ------------------------------------------------------------
 
-    def _generation_options(self) -> dict[str, Any]:
-        """Request knobs of the current mode."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+    async def _reasoning(self, state: _LoopState, model: str, rendered: RenderedRequest) -> Verdict:
+        options = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        completion = await self._complete(state, model, rendered.messages, options)
+        text, usage = self._answer(completion)
+        return parse_verdict(text, rendered, model=completion.model or self.model, usage=usage, judge=self.name)
 
-    def _verdict(self, completion: ChatCompletion, rendered: RenderedRequest) -> Verdict:
-        """Read the answer according to the current mode."""
-        return self._reasoning_verdict(completion, rendered)
+    async def _digits(self, state: _LoopState, model: str, rendered: RenderedRequest) -> Verdict:
+        """``fast``/``hybrid``: force the verdict's JSON and read each score from digit log-probabilities."""
+        usage = Usage()
+        thinking = ""
+        head = ""
+        if self.mode == "hybrid":
+            options = {"temperature": self.temperature, "max_tokens": self.thinking_budget, "stop": ["</think>"]}
+            completion = await self._complete(state, model, rendered.messages, options)
+            text, used = self._answer(completion)
+            usage = usage + (used or Usage())
+            thinking = split_thinking(text + "</think>")[0].strip()
+            head = f"<think>\n{thinking}\n</think>\n\n"
+        reader = ForcedJsonReader(rendered.shown_names, open_thinking=self.mode == "fast")
+        while not reader.done:
+            prefix: ChatMessage = {"role": "assistant", "content": head + reader.prefix}
+            completion = await self._complete(state, model, [*rendered.messages, prefix], ENDPOINT_STEP_PARAMS)
+            usage = usage + (self._answer(completion)[1] or Usage())
+            found = self._digit_distribution(completion)
+            if found is None:
+                verdict = await self._reasoning(state, model, rendered)
+                return verdict.model_copy(update={"repairs": [*verdict.repairs, LOGPROBS_UNAVAILABLE]})
+            reader.feed(found)
+        return verdict_from_distributions(
+            rendered,
+            reader.distributions,
+            mode=self.mode,
+            reasoning=unmask_names(thinking, rendered.masked_to_caller),
+            raw_text=head + reader.prefix,
+            usage=usage,
+            model=self.model,
+        )
 
-    def _reasoning_verdict(self, completion: ChatCompletion, rendered: RenderedRequest) -> Verdict:
+    @staticmethod
+    def _digit_distribution(completion: ChatCompletion) -> list[float] | None:
+        """P(1..5) at the first generated position, or ``None`` where the server sent no usable logprobs."""
+        choices = completion.choices if isinstance(completion, ChatCompletion) else None
+        logprobs = getattr(choices[0], "logprobs", None) if choices else None
+        content = getattr(logprobs, "content", None)
+        if not content:
+            return None
+        found = distribution_from_top_logprobs(content[0].top_logprobs or [])
+        return None if found is None else found[0]
+
+    def _answer(self, completion: ChatCompletion) -> tuple[str, Usage | None]:
+        """The answer's text (thinking put back where a reasoning parser took it out) and usage."""
         # The SDK does not validate answers, so a wrong-shaped body arrives here as is.
         choices = completion.choices if isinstance(completion, ChatCompletion) else None
         message = getattr(choices[0], "message", None) if choices else None
@@ -248,7 +328,7 @@ class OpenAICompatJudge(Judge):
             usage = Usage(
                 prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens
             )
-        return parse_verdict(text, rendered, model=completion.model or self.model, usage=usage, judge=self.name)
+        return text, usage
 
     # -- errors -----------------------------------------------------------
 

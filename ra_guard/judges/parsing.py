@@ -53,6 +53,7 @@ import contextlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any, NoReturn
 
@@ -61,7 +62,7 @@ from ra_guard.judges.format import RenderedRequest
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
 
-__all__ = ["ReasonCode", "RepairCode", "parse_verdict", "split_thinking"]
+__all__ = ["ReasonCode", "RepairCode", "parse_verdict", "split_thinking", "unmask_names"]
 
 _OPEN, _CLOSE = "<think>", "</think>"
 _THINK_BLOCK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -353,10 +354,14 @@ class _Parser:
         return final
 
 
-def _unmask(text: str, masked_to_caller: dict[str, str]) -> str:
+def unmask_names(text: str, masked_to_caller: Mapping[str, str]) -> str:
     """Shown names -> caller names, as whole words (``model-1`` not in ``model-10``), in one pass.
 
     Case is ignored where shown names stay distinct without it (judges write ``Model-1``).
+
+    Example:
+        >>> unmask_names("Model-1 beats model-10.", {"model-1": "a", "model-10": "b"})
+        'a beats b.'
     """
     changes = {shown: caller for shown, caller in masked_to_caller.items() if shown != caller}
     if not text or not changes:
@@ -431,7 +436,7 @@ def parse_verdict(
     return Verdict(
         scores=scores,
         ranking=ranking,
-        reasoning=_unmask(reasoning, rendered.masked_to_caller),
+        reasoning=unmask_names(reasoning, rendered.masked_to_caller),
         raw_text=raw_text,
         repairs=parser.repairs,
         usage=usage if usage is not None else Usage(),
