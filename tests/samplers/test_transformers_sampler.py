@@ -1,0 +1,83 @@
+"""The transformers sampler on the tiny random Qwen3: one batched generate, usage, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ra_guard.exceptions import SamplerError
+from ra_guard.judges._hf import LocalModelError
+from ra_guard.samplers import resolve_sampler
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from ra_guard.samplers.transformers import SamplerOutOfMemoryError, TransformersSampler  # noqa: E402
+
+USER = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
+        from ra_guard.tiny_model import build_tiny_model
+
+        # Same cache root as tests/judges: a cache hit when both run in one session.
+        yield build_tiny_model(tmp_path_factory.getbasetemp() / "ra-guard-cache")
+
+
+def test_n_samples_in_one_generate(model_path: Path) -> None:
+    sampler = TransformersSampler(model_path, max_new_tokens=8, seed=0)
+    calls: list[Any] = []
+    generate = sampler.model.generate
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["generation_config"].num_return_sequences)
+        return generate(**kwargs)
+
+    sampler.model.generate = counting
+    samples = sampler.sample(USER, n=3)
+    assert calls == [3]
+    assert len(samples) == 3
+    assert all(s.finish_reason in {"stop", "length"} for s in samples)
+    assert all(0 < s.usage.completion_tokens <= 8 for s in samples)
+    assert samples[0].usage.prompt_tokens > 0 and all(s.usage.prompt_tokens == 0 for s in samples[1:])
+    assert samples == TransformersSampler(model_path, max_new_tokens=8, seed=0).sample(USER, n=3)
+
+
+def test_seeding_leaves_the_global_rng_alone(model_path: Path) -> None:
+    sampler = TransformersSampler(model_path, max_new_tokens=4, seed=123)
+    torch.manual_seed(7)
+    expected = torch.rand(1)
+    torch.manual_seed(7)
+    sampler.sample(USER, n=2)
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_greedy_when_temperature_is_zero(model_path: Path) -> None:
+    sampler = resolve_sampler(f"transformers:{model_path}")
+    assert isinstance(sampler, TransformersSampler)
+    samples = sampler.sample(USER, n=2, temperature=0.0)
+    assert samples[0].text == samples[1].text
+
+
+def test_missing_model_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(LocalModelError, match="no such directory"):
+        TransformersSampler(tmp_path / "missing")
+
+
+def test_out_of_memory_is_typed(model_path: Path) -> None:
+    sampler = TransformersSampler(model_path, max_new_tokens=4)
+
+    def oom(**kwargs: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    sampler.model.generate = oom
+    with pytest.raises(SamplerOutOfMemoryError, match="lower n"):
+        sampler.sample(USER, n=2)
+    assert issubclass(SamplerOutOfMemoryError, SamplerError)
