@@ -8,13 +8,16 @@ runtime failures (a judge or a model misbehaved)::
     ├── ConfigurationError            usage: fix the call, the file or the install
     │   ├── PolicyError               a policy file is wrong (file, field, allowed)
     │   ├── UnknownBackendError       a judge/sampler string names nothing known
-    │   └── MissingDependencyError    an optional extra is not installed
+    │   ├── MissingDependencyError    an optional extra is not installed
+    │   └── LocalModelError           a local model can't be used (files, architecture, template)
     └── RuntimeFailure                something failed while deciding
         ├── JudgeError                a judge call failed (transport, status, ...)
         │   ├── JudgeTimeoutError     it did not answer in time
         │   ├── JudgeOutputError      it answered, but the verdict is unusable
-        │   └── JudgeInputTooLongError  the rendered input exceeds the context
+        │   ├── JudgeInputTooLongError  the rendered input exceeds the context
+        │   └── LocalOutOfMemoryError  the local judge ran out of memory, even for one request
         ├── SamplerError              sampling candidates failed
+        │   └── SamplerOutOfMemoryError  the local sampler ran out of memory
         ├── DeadlineExceeded          the decision's deadline passed with nothing to return
         └── AllCandidatesRejected     every candidate was vetoed by a hard policy
 
@@ -40,11 +43,14 @@ __all__ = [
     "JudgeInputTooLongError",
     "JudgeOutputError",
     "JudgeTimeoutError",
+    "LocalModelError",
+    "LocalOutOfMemoryError",
     "MissingDependencyError",
     "PolicyError",
     "RaGuardError",
     "RuntimeFailure",
     "SamplerError",
+    "SamplerOutOfMemoryError",
     "UnknownBackendError",
 ]
 
@@ -121,6 +127,22 @@ class MissingDependencyError(ConfigurationError, ImportError):
         super().__init__(f"this feature needs {package!r}: pip install 'ra-guard[{extra}]'")
 
 
+class LocalModelError(ConfigurationError):
+    """A local model cannot be used: missing files, wrong architecture, no chat template.
+
+    Attributes:
+        path: The model path or hub id that was given.
+
+    Example:
+        >>> str(LocalModelError("/m", "no config.json"))
+        '/m: no config.json'
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
 class RuntimeFailure(RaGuardError):
     """Something failed while a decision was being made."""
 
@@ -176,8 +198,24 @@ class JudgeInputTooLongError(JudgeError):
         super().__init__(message, judge=judge)
 
 
+class LocalOutOfMemoryError(JudgeError):
+    """The local model ran out of (GPU or CPU) memory, even for a single request.
+
+    Example:
+        >>> LocalOutOfMemoryError("out of memory", judge="local:/m").retryable
+        True
+    """
+
+    def __init__(self, message: str, *, judge: str = "") -> None:
+        super().__init__(message, judge=judge, retryable=True)
+
+
 class SamplerError(RuntimeFailure):
     """Sampling candidates failed."""
+
+
+class SamplerOutOfMemoryError(SamplerError):
+    """The local sampler's model ran out of memory; reduce ``n`` or ``max_new_tokens``."""
 
 
 class DeadlineExceeded(RuntimeFailure):

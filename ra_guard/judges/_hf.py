@@ -17,12 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ra_guard.exceptions import ConfigurationError, JudgeError, MissingDependencyError, SamplerError
+from ra_guard.exceptions import (  # the Local* errors are re-exported: the local backends raise them
+    ConfigurationError,
+    LocalModelError,
+    LocalOutOfMemoryError,
+    MissingDependencyError,
+    SamplerOutOfMemoryError,
+)
 
 __all__ = [
     "LoadOptions",
     "LocalModelError",
     "LocalOutOfMemoryError",
+    "SamplerOutOfMemoryError",
     "is_out_of_memory",
     "load_model_and_tokenizer",
     "require",
@@ -42,38 +49,6 @@ def require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependencyError(module.split(".")[0], extra="local") from None
-
-
-class LocalModelError(ConfigurationError):
-    """A local model cannot be used: missing files, wrong architecture, no chat template.
-
-    Attributes:
-        path: The model path or hub id that was given.
-
-    Example:
-        >>> str(LocalModelError("/m", "no config.json"))
-        '/m: no config.json'
-    """
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
-
-
-class LocalOutOfMemoryError(JudgeError):
-    """The local model ran out of (GPU or CPU) memory, even for a single request.
-
-    Example:
-        >>> LocalOutOfMemoryError("out of memory", judge="local:/m").retryable
-        True
-    """
-
-    def __init__(self, message: str, *, judge: str = "") -> None:
-        super().__init__(message, judge=judge, retryable=True)
-
-
-class SamplerOutOfMemoryError(SamplerError):
-    """The local sampler's model ran out of memory; reduce ``n`` or ``max_new_tokens``."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -197,7 +172,7 @@ def load_model_and_tokenizer(target: str | Path, options: LoadOptions) -> tuple[
         >>> load_model_and_tokenizer("/nonexistent/model", LoadOptions())
         Traceback (most recent call last):
         ...
-        ra_guard.judges._hf.LocalModelError: /nonexistent/model: no such directory
+        ra_guard.exceptions.LocalModelError: /nonexistent/model: no such directory
     """
     text = str(target)
     if _looks_like_path(text) and not Path(text).expanduser().is_dir():
