@@ -328,7 +328,7 @@ class DecisionRun:
             if score.passed and not score.vetoed:
                 continue
             policy = by_name[name]
-            got = "not judged" if score.score is None else f"scored {score.score:g}/5"
+            got = "not judged" if score.score is None else f"scored {score.score:.3g}/5"
             failures.append(f"- {policy.name}: {policy.principle.strip()} ({got}; needs {policy.min_score:g})")
             if score.reasoning:
                 notes.append(f"[{policy.name}] {score.reasoning.strip()}")
@@ -389,7 +389,7 @@ class DecisionRun:
             head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
         else:
             head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
-        parts = ", ".join(f"{name} {s.score:g}" for name, s in chosen.scores.items() if s.score is not None)
+        parts = ", ".join(f"{name} {s.score:.3g}" for name, s in chosen.scores.items() if s.score is not None)
         vetoed = [c.index for c in candidates if c.vetoed]
         tail = f"; vetoed: {vetoed}" if vetoed else ""
         return f"{head}" + (f" ({parts})" if parts else "") + tail

@@ -1,0 +1,55 @@
+"""Run every benchmark, one after another, and print their tables (``make bench``).
+
+The figures published in ``docs/benchmarks.md`` come from the full commands listed
+there; ``--quick`` (the default for ``make bench``) runs smaller versions of the
+same measurements so the whole set finishes in a few minutes on a 2-core machine.
+
+Usage:
+    python benchmarks/run_all.py            # quick versions
+    python benchmarks/run_all.py --full     # the published configurations (about 10 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+QUICK = {
+    "bench_guard.py": ["--repeats", "3", "--cpu-iterations", "1000", "--http-iterations", "100"],
+    "bench_local.py": [
+        "--sizes",
+        "tiny",
+        "--batch-sizes",
+        "8",
+        "--requests",
+        "16",
+        "--decisions",
+        "16",
+        "--repeats",
+        "1",
+    ],
+}
+
+
+def main() -> int:
+    """Run the benchmarks; return non-zero if any of them failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the published configurations")
+    args = parser.parse_args()
+    failed = []
+    for script, quick_args in QUICK.items():
+        command = [sys.executable, str(HERE / script), *([] if args.full else quick_args)]
+        print(f"\n$ {' '.join(command[1:])}", flush=True)
+        if subprocess.run(command, check=False).returncode != 0:
+            failed.append(script)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
