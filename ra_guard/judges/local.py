@@ -37,8 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 from pathlib import Path
 from typing import Any, Literal
+
+from typing_extensions import TypedDict, Unpack
 
 from ra_guard.exceptions import ConfigurationError, JudgeError
 from ra_guard.judges._batcher import MicroBatcher
@@ -65,11 +68,30 @@ from ra_guard.judges.scoring import (
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
 
-__all__ = ["LocalJudge", "LocalModelError", "LocalOutOfMemoryError", "Mode", "OnTooLong"]
+__all__ = ["JudgeSettings", "LocalJudge", "LocalModelError", "LocalOutOfMemoryError", "Mode", "OnTooLong"]
 
 Mode = Literal["reasoning", "fast", "hybrid"]
 OnTooLong = Literal["shorten", "raise"]
 _MODES = ("reasoning", "fast", "hybrid")
+
+
+class JudgeSettings(TypedDict, total=False):
+    """The judging settings of :class:`LocalJudge` and :meth:`LocalJudge.from_model` (see the class docs)."""
+
+    mode: Mode
+    max_new_tokens: int
+    thinking_budget: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    seed: int | None
+    context_length: int | None
+    on_too_long: OnTooLong
+    max_batch_size: int
+    max_wait_ms: float
+    prefix_cache: bool
+    permutations: int
+    name: str | None
 
 
 class LocalJudge(Judge):
@@ -116,28 +138,15 @@ class LocalJudge(Judge):
         self,
         model: str | Path,
         *,
-        mode: Mode = "reasoning",
-        max_new_tokens: int = 2048,
-        thinking_budget: int = 512,
-        do_sample: bool = False,
-        temperature: float = 0.1,
-        top_p: float = 0.9,
-        seed: int | None = None,
         dtype: str = "auto",
         device: str | None = None,
         device_map: str | dict[str, Any] | None = None,
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
-        context_length: int | None = None,
-        on_too_long: OnTooLong = "shorten",
-        max_batch_size: int = 8,
-        max_wait_ms: float = 5.0,
-        prefix_cache: bool = True,
-        permutations: int = 1,
-        name: str | None = None,
+        **settings: Unpack[JudgeSettings],
     ) -> None:
-        _check_options(mode, max_new_tokens, thinking_budget, on_too_long, permutations)
+        _check_settings(settings)
         options = LoadOptions(
             dtype=dtype,
             device=device,
@@ -147,30 +156,30 @@ class LocalJudge(Judge):
             revision=revision,
         )
         loaded_model, tokenizer = load_model_and_tokenizer(model, options)
-        self._setup(
-            loaded_model,
-            tokenizer,
-            model_name=str(model),
-            mode=mode,
-            max_new_tokens=max_new_tokens,
-            thinking_budget=thinking_budget,
-            sampling=SamplingOptions(do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed),
-            context_length=context_length,
-            on_too_long=on_too_long,
-            max_batch_size=max_batch_size,
-            max_wait_ms=max_wait_ms,
-            prefix_cache=prefix_cache,
-            permutations=permutations,
-            name=name,
-        )
+        self._setup(loaded_model, tokenizer, model_name=str(model), **settings)
 
     @classmethod
     def from_model(
-        cls,
+        cls, model: Any, tokenizer: Any, *, model_name: str = "in-memory", **settings: Unpack[JudgeSettings]
+    ) -> LocalJudge:
+        """A judge around a model and tokenizer you already loaded (same settings as the constructor).
+
+        Example:
+            >>> judge = LocalJudge.from_model(model, tokenizer, mode="fast")  # doctest: +SKIP
+        """
+        _check_settings(settings)
+        if not getattr(tokenizer, "chat_template", None):
+            raise LocalModelError(model_name, "the tokenizer has no chat template")
+        judge = cls.__new__(cls)
+        judge._setup(model, tokenizer, model_name=model_name, **settings)
+        return judge
+
+    def _setup(
+        self,
         model: Any,
         tokenizer: Any,
         *,
-        model_name: str = "in-memory",
+        model_name: str,
         mode: Mode = "reasoning",
         max_new_tokens: int = 2048,
         thinking_budget: int = 512,
@@ -185,52 +194,9 @@ class LocalJudge(Judge):
         prefix_cache: bool = True,
         permutations: int = 1,
         name: str | None = None,
-    ) -> LocalJudge:
-        """A judge around a model and tokenizer you already loaded (same options as the constructor).
-
-        Example:
-            >>> judge = LocalJudge.from_model(model, tokenizer, mode="fast")  # doctest: +SKIP
-        """
-        _check_options(mode, max_new_tokens, thinking_budget, on_too_long, permutations)
-        if not getattr(tokenizer, "chat_template", None):
-            raise LocalModelError(model_name, "the tokenizer has no chat template")
-        judge = cls.__new__(cls)
-        judge._setup(
-            model,
-            tokenizer,
-            model_name=model_name,
-            mode=mode,
-            max_new_tokens=max_new_tokens,
-            thinking_budget=thinking_budget,
-            sampling=SamplingOptions(do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed),
-            context_length=context_length,
-            on_too_long=on_too_long,
-            max_batch_size=max_batch_size,
-            max_wait_ms=max_wait_ms,
-            prefix_cache=prefix_cache,
-            permutations=permutations,
-            name=name,
-        )
-        return judge
-
-    def _setup(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        model_name: str,
-        mode: Mode,
-        max_new_tokens: int,
-        thinking_budget: int,
-        sampling: SamplingOptions,
-        context_length: int | None,
-        on_too_long: OnTooLong,
-        max_batch_size: int,
-        max_wait_ms: float,
-        prefix_cache: bool,
-        permutations: int,
-        name: str | None,
     ) -> None:
+        # The one place the judge settings' defaults live (the class docstring lists them).
+        sampling = SamplingOptions(do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed)
         self.model = model
         self.tokenizer = tokenizer
         self.model_name = model_name
@@ -452,14 +418,21 @@ class LocalJudge(Judge):
         await asyncio.to_thread(self._batcher.close)
 
 
-def _check_options(mode: str, max_new_tokens: int, thinking_budget: int, on_too_long: str, permutations: int) -> None:
-    if mode not in _MODES:
-        raise ConfigurationError(f"mode={mode!r} is not one of {', '.join(_MODES)}")
-    if on_too_long not in ("shorten", "raise"):
-        raise ConfigurationError(f"on_too_long={on_too_long!r}: use 'shorten' or 'raise'")
-    if max_new_tokens < 1 or thinking_budget < 1:
+def _check_settings(settings: JudgeSettings) -> None:
+    """Fail fast (before a model is loaded) on settings that were given and are wrong."""
+    allowed = list(JudgeSettings.__annotations__)
+    for key in settings:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigurationError(f"LocalJudge got an unknown setting {key!r}{hint}; known: {', '.join(allowed)}")
+    if settings.get("mode", "reasoning") not in _MODES:
+        raise ConfigurationError(f"mode={settings.get('mode')!r} is not one of {', '.join(_MODES)}")
+    if settings.get("on_too_long", "shorten") not in ("shorten", "raise"):
+        raise ConfigurationError(f"on_too_long={settings.get('on_too_long')!r}: use 'shorten' or 'raise'")
+    if settings.get("max_new_tokens", 1) < 1 or settings.get("thinking_budget", 1) < 1:
         raise ConfigurationError("max_new_tokens and thinking_budget must be at least 1")
-    if permutations < 1:
+    if settings.get("permutations", 1) < 1:
         raise ConfigurationError("permutations must be at least 1")
 
 

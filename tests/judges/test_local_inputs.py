@@ -225,3 +225,15 @@ def test_unavailable_device_names_the_device(tiny_model_path: Path) -> None:
         pytest.skip("CUDA is available here")
     with pytest.raises(LocalModelError, match="'cuda'"):
         LocalJudge(tiny_model_path, device="cuda")
+
+
+def test_unknown_or_wrong_settings_fail_before_loading(tmp_path) -> None:
+    from ra_guard.exceptions import ConfigurationError
+
+    missing = tmp_path / "never-loaded"  # would raise LocalModelError if loading were attempted
+    with pytest.raises(ConfigurationError, match="did you mean 'max_batch_size'"):
+        LocalJudge(missing, max_batchsize=4)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="mode='quick'"):
+        LocalJudge(missing, mode="quick")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="permutations"):
+        LocalJudge(missing, permutations=0)
