@@ -306,17 +306,11 @@ class DecisionTracer:
         if self.capture_content and messages and span.is_recording():
             span.set_attribute("gen_ai.input.messages", messages_json(messages, self._content))
         call = _CallState()
-        token = _call_state.set(call)
         started = time.perf_counter()
         try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with self._in_call(span, call):
                 yield span
-        except BaseException as exc:
-            if call.error_type is None:  # the guard may have recorded it already
-                self.record_error(span, exc)
-            raise
         finally:
-            _call_state.reset(token)
             self.metrics.record_sampling_call(
                 model=model, duration_s=time.perf_counter() - started, usage=call.usage, error_type=call.error_type
             )
@@ -326,6 +320,24 @@ class DecisionTracer:
                 state.sampling[attempt] = (span, time.time_ns())
             else:
                 span.end()
+
+    @contextmanager
+    def _in_call(self, span: Span, call: _CallState) -> Iterator[None]:
+        """Run a sampling or judge call as the current span, with ``call`` as its state.
+
+        What the backends report (usage, retries, errors) lands in ``call``; an
+        exception the guard did not already record is recorded once, redacted.
+        """
+        token = _call_state.set(call)
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                yield
+        except BaseException as exc:
+            if call.error_type is None:  # the guard may have recorded it already
+                self.record_error(span, exc)
+            raise
+        finally:
+            _call_state.reset(token)
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
         """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
@@ -402,17 +414,11 @@ class DecisionTracer:
             ]
             span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "parts": parts}]))
         call = _CallState()
-        token = _call_state.set(call)
         started = time.perf_counter()
         try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with self._in_call(span, call):
                 yield span
-        except BaseException as exc:
-            if call.error_type is None:  # the guard may have recorded it already
-                self.record_error(span, exc)
-            raise
         finally:
-            _call_state.reset(token)
             duration = time.perf_counter() - started
             self.metrics.record_judge_call(
                 model=model,
