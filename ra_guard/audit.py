@@ -59,6 +59,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ra_guard._background import wait_until_drained
 from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError
 from ra_guard.metrics import decision_outcome
@@ -204,14 +205,7 @@ class AuditLog:
         Returns:
             Whether the queue drained within ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if not self._thread.is_alive():
-                return False
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.002)
-        return True
+        return wait_until_drained(self._queue, self._thread, timeout=timeout)
 
     def close(self) -> None:
         """Write what is queued, stop the writer and close the file. Idempotent."""

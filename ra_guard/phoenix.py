@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
+from ra_guard._background import wait_until_drained
 from ra_guard._redact import redact_secrets, truncate
 from ra_guard.metrics import decision_outcome
 
@@ -211,12 +212,7 @@ class PhoenixAnnotator:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued decision was sent (or given up on)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if not self._thread.is_alive() or (deadline is not None and time.monotonic() >= deadline):
-                return False
-            time.sleep(0.005)
-        return True
+        return wait_until_drained(self._queue, self._thread, timeout=timeout, poll_s=0.005)
 
     def close(self) -> None:
         """Send what is queued, then stop the thread and close the HTTP client."""
