@@ -28,7 +28,14 @@ from importlib import resources
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.types import ChatMessage
 
-__all__ = ["REFERENCE_SEED", "RenderedRequest", "masked_order", "render_messages", "system_prompt"]
+__all__ = [
+    "REFERENCE_SEED",
+    "RenderedRequest",
+    "masked_order",
+    "presentation_order",
+    "render_messages",
+    "system_prompt",
+]
 
 #: The seed of the reference package's shuffle before masking.
 REFERENCE_SEED = 42
@@ -83,6 +90,23 @@ def masked_order(names: list[str]) -> list[str]:
     return order
 
 
+def presentation_order(request: JudgeRequest) -> list[str]:
+    """The caller's names in the order the judge sees them.
+
+    ``request.permutation`` where given; else the reference's shuffled order when
+    masking; else the caller's own order.
+
+    Example:
+        >>> presentation_order(JudgeRequest(principle="p", prompt="q", responses={"a": "x", "b": "y"}, mask=False))
+        ['a', 'b']
+    """
+    if request.permutation is not None:
+        return list(request.permutation)
+    if request.mask:
+        return masked_order(request.names)
+    return request.names
+
+
 def render_messages(request: JudgeRequest) -> RenderedRequest:
     """Render ``request`` as the two chat messages a RewardAnything judge expects.
 
@@ -90,12 +114,7 @@ def render_messages(request: JudgeRequest) -> RenderedRequest:
     in the reference's shuffled order, or in ``request.permutation`` where
     given. Without masking, the caller's names are shown as they are.
     """
-    if request.permutation is not None:
-        order = list(request.permutation)
-    elif request.mask:
-        order = masked_order(request.names)
-    else:
-        order = request.names
+    order = presentation_order(request)
     if request.mask:
         masked_to_caller = {f"model-{i + 1}": name for i, name in enumerate(order)}
     else:

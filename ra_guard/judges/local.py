@@ -56,7 +56,7 @@ from ra_guard.judges._hf import (
 )
 from ra_guard.judges._inputs import JudgeInputs, PreparedInput
 from ra_guard.judges.base import Judge, JudgeRequest
-from ra_guard.judges.format import masked_order
+from ra_guard.judges.format import presentation_order
 from ra_guard.judges.parsing import parse_verdict, unmask_names
 from ra_guard.judges.scoring import (
     DIGITS,
@@ -387,13 +387,7 @@ class LocalJudge(Judge):
         """
         if self.permutations == 1:
             return await self._batcher.asubmit(request)
-        if request.permutation is not None:
-            base = list(request.permutation)
-        elif request.mask:
-            base = masked_order(request.names)
-        else:
-            base = request.names
-        orders = permutation_orders(base, self.permutations)
+        orders = permutation_orders(presentation_order(request), self.permutations)
         outcomes = await asyncio.gather(
             *(self._batcher.asubmit(dataclasses.replace(request, permutation=order)) for order in orders),
             return_exceptions=True,
