@@ -21,7 +21,7 @@ from typing import Any
 from ra_guard.exceptions import JudgeError, JudgeTimeoutError, MissingDependencyError
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import render_messages
-from ra_guard.types import Usage
+from ra_guard.judges.litellm_judge import verdict_from_response
 from ra_guard.verdict import Verdict
 
 __all__ = ["RouterJudge", "router_judge"]
@@ -65,8 +65,6 @@ class RouterJudge(Judge):
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         from litellm.exceptions import Timeout
 
-        from ra_guard.judges.parsing import parse_verdict
-
         rendered = render_messages(request)
         kwargs: dict[str, Any] = {"temperature": self.temperature, **self.completion_kwargs}
         if self.max_tokens is not None:
@@ -79,17 +77,7 @@ class RouterJudge(Judge):
             raise JudgeTimeoutError(f"the router timed out: {exc}", judge=self.name, retryable=True) from exc
         except Exception as exc:
             raise JudgeError(f"the router failed: {exc!r}", judge=self.name, retryable=True) from exc
-        usage = getattr(response, "usage", None)
-        return parse_verdict(
-            response.choices[0].message.content or "",
-            rendered,
-            model=getattr(response, "model", None),
-            usage=Usage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            ),
-            judge=self.name,
-        )
+        return verdict_from_response(response, rendered, judge=self.name, model=self.model)
 
 
 def router_judge(

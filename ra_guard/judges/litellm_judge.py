@@ -31,7 +31,7 @@ from ra_guard.judges.parsing import ReasonCode, parse_verdict
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
 
-__all__ = ["LiteLLMJudge", "close_loop_clients", "import_litellm"]
+__all__ = ["LiteLLMJudge", "close_loop_clients", "import_litellm", "usage_of", "verdict_from_response"]
 
 
 def import_litellm() -> ModuleType:
@@ -97,6 +97,37 @@ def usage_of(response: Any) -> Usage | None:
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def verdict_from_response(response: Any, rendered: RenderedRequest, *, judge: str, model: str) -> Verdict:
+    """Read a litellm ``ModelResponse`` (from the SDK or a ``Router``) as a verdict.
+
+    A provider's separate ``reasoning_content`` is put back in front of the
+    answer; ``model`` stands in where the response names none.
+
+    Raises:
+        JudgeOutputError: The response has no message, or its text is no verdict.
+    """
+    choices = getattr(response, "choices", None)
+    message = getattr(choices[0], "message", None) if choices else None
+    if message is None:
+        raise JudgeOutputError(
+            ReasonCode.EMPTY_OUTPUT.value, "litellm returned no message", raw_text=str(response), judge=judge
+        )
+    content = getattr(message, "content", None)
+    text = content if isinstance(content, str) else ""
+    # litellm moves a provider's separate reasoning into ``reasoning_content``; put it back.
+    thinking = getattr(message, "reasoning_content", None)
+    if isinstance(thinking, str) and thinking and "</think>" not in text:
+        text = f"<think>{thinking}</think>{text}"
+    answered_by = getattr(response, "model", None)
+    return parse_verdict(
+        text,
+        rendered,
+        model=answered_by if isinstance(answered_by, str) else model,
+        usage=usage_of(response),
+        judge=judge,
+    )
 
 
 class LiteLLMJudge(Judge):
@@ -175,23 +206,4 @@ class LiteLLMJudge(Judge):
         await self._gates.aclose()
 
     def _verdict(self, response: Any, rendered: RenderedRequest) -> Verdict:
-        choices = getattr(response, "choices", None)
-        message = getattr(choices[0], "message", None) if choices else None
-        if message is None:
-            raise JudgeOutputError(
-                ReasonCode.EMPTY_OUTPUT.value, "litellm returned no message", raw_text=str(response), judge=self.name
-            )
-        content = getattr(message, "content", None)
-        text = content if isinstance(content, str) else ""
-        # litellm moves a provider's separate reasoning into ``reasoning_content``; put it back.
-        thinking = getattr(message, "reasoning_content", None)
-        if isinstance(thinking, str) and thinking and "</think>" not in text:
-            text = f"<think>{thinking}</think>{text}"
-        model = getattr(response, "model", None)
-        return parse_verdict(
-            text,
-            rendered,
-            model=model if isinstance(model, str) else self.model,
-            usage=usage_of(response),
-            judge=self.name,
-        )
+        return verdict_from_response(response, rendered, judge=self.name, model=self.model)
