@@ -20,6 +20,7 @@ from typing import Any
 
 from ra_guard.decision import Decision
 from ra_guard.exceptions import SamplerError
+from ra_guard.judges.litellm_judge import usage_of
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import ChatMessage, Messages, Sample, Usage
 
@@ -64,14 +65,6 @@ def choice_text(choice: Any) -> str:
     parts = [_content_text(message.content)]
     parts.extend(_call_text(call) for call in getattr(message, "tool_calls", None) or [])
     return "\n".join(p for p in parts if p)
-
-
-def _usage(response: Any) -> Usage:
-    usage = getattr(response, "usage", None)
-    return Usage(
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-    )
 
 
 class CompletionSampler(Sampler):
@@ -138,7 +131,7 @@ class CompletionSampler(Sampler):
                     Sample(
                         text=choice_text(choice),
                         finish_reason=getattr(choice, "finish_reason", None),
-                        usage=_usage(response) if index == 0 else Usage(),
+                        usage=(usage_of(response) or Usage()) if index == 0 else Usage(),
                         model=getattr(response, "model", None),
                         response_id=key,
                     )
