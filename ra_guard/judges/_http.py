@@ -6,10 +6,17 @@ call on a fresh loop (``run_sync``). :class:`PerLoop` keeps one set of such
 resources per running loop, so a judge works from ``guard.run`` and from
 ``await guard.arun`` alike.
 
-The OpenAI-compatible judge gets retries from the ``openai`` SDK; the
-reference-server judge has no SDK, so :func:`post_json` carries the small
-retry loop it needs (statuses 408/409/429/5xx and connection errors, the
-server's ``Retry-After`` honoured, else exponential backoff with jitter).
+Retries fit a judge, whose calls are long generations: :func:`with_retries`
+bounds each attempt *as a whole* (``asyncio.wait_for``, so a server trickling
+bytes cannot hold a call past its timeout), retries connection errors and
+429/500/502/503 with backoff (the server's ``Retry-After`` honoured), and does
+*not* retry a timed-out generation unless ``retry_timeouts`` is set: the server
+is most likely still working on the abandoned one, and a retry only piles up.
+The decision's deadline (the guard's) cancels everything in flight.
+
+Error messages keep the server's own explanation (:func:`server_explanation`),
+e.g. a FastAPI ``{"detail": "Server is pinned to 'tiny-judge'"}``, capped at
+:data:`MAX_EXPLANATION_CHARS`, with URL credentials blanked.
 
 Example:
     >>> RetryPolicy(max_retries=2).delay(0, None) <= 0.5
@@ -19,49 +26,126 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 import openai
 
 from ra_guard.exceptions import JudgeError, JudgeInputTooLongError, JudgeOutputError, JudgeTimeoutError
+from ra_guard.judges._url import parse_judge_url, redact_url_secrets
 
-__all__ = ["PerLoop", "RetryPolicy", "host_of", "is_retryable_status", "judge_error_from_openai", "post_json"]
+__all__ = [
+    "MAX_EXPLANATION_CHARS",
+    "PerLoop",
+    "RetryPolicy",
+    "context_overflow",
+    "host_of",
+    "is_retryable_status",
+    "judge_error_from_openai",
+    "openai_explanation",
+    "post_json",
+    "server_explanation",
+    "with_retries",
+]
 
 T = TypeVar("T")
 
 #: The longest server-directed wait honoured before retrying, seconds.
 MAX_RETRY_AFTER_S = 120.0
 
-# vLLM: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens
+#: How much of a server's error explanation an error message keeps.
+MAX_EXPLANATION_CHARS = 500
+
+# vLLM, older: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens
 # (4904 in the messages, 4096 in the completion)."
 _CONTEXT_LENGTH = re.compile(r"maximum context length is (\d+) tokens.*?(\d+) in the messages", re.DOTALL)
+# vLLM, newer: "... maximum context length is 8192 tokens and your request has 4904 input tokens ..."
+_CONTEXT_LENGTH_NEW = re.compile(r"maximum context length is (\d+) tokens.*?has (\d+) input tokens", re.DOTALL)
 
 
 def host_of(url: str) -> str:
-    """``host:port`` of a URL, for judge names.
+    """``host:port`` of a URL, for judge names: never the userinfo.
 
     Example:
-        >>> host_of("http://gpu-1:8000/v1")
-        'gpu-1:8000'
+        >>> host_of("http://gpu-1:8000/v1"), host_of("http://bob:secret@gpu-1/v1")
+        ('gpu-1:8000', 'gpu-1')
     """
-    return urlsplit(url).netloc or url
+    try:
+        return parse_judge_url(url, example="URL").host
+    except Exception:
+        return redact_url_secrets(url)
 
 
-def is_retryable_status(status: int) -> bool:
-    """Whether an HTTP status is worth retrying (timeouts, conflicts, rate limits, server errors).
+def is_retryable_status(status: int, *, timeouts: bool = False) -> bool:
+    """Whether an HTTP status is worth retrying: rate limits and server errors.
+
+    408 and 504 (the server or a gateway gave up waiting for the generation)
+    count only with ``timeouts=True``: like a client-side timeout, the server
+    may still be busy with the abandoned generation.
 
     Example:
-        >>> is_retryable_status(429), is_retryable_status(400)
-        (True, False)
+        >>> is_retryable_status(429), is_retryable_status(400), is_retryable_status(504)
+        (True, False, False)
     """
-    return status in (408, 409, 429) or status >= 500
+    if status in (408, 504):
+        return timeouts
+    return status in (409, 429) or status >= 500
+
+
+def context_overflow(text: str) -> tuple[int, int] | None:
+    """``(context_tokens, input_tokens)`` from a vLLM "maximum context length" message, else ``None``.
+
+    Example:
+        >>> context_overflow("maximum context length is 8192 tokens. However, you requested 9000 tokens "
+        ...                  "(4904 in the messages, 4096 in the completion).")
+        (8192, 4904)
+    """
+    match = _CONTEXT_LENGTH.search(text) or _CONTEXT_LENGTH_NEW.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def server_explanation(body: Any, fallback: str = "") -> str:
+    """The human explanation in an error body, capped and with URL credentials blanked.
+
+    Reads OpenAI-style ``{"error": {"message"}}``, FastAPI ``{"detail"}`` (a
+    string or validation items) and plain ``{"message"}``/``{"error": str}``;
+    else the body (or ``fallback``) as text.
+
+    Example:
+        >>> server_explanation({"detail": "Server is pinned to 'tiny-judge'; requested 'RA-8B'"})
+        "Server is pinned to 'tiny-judge'; requested 'RA-8B'"
+        >>> server_explanation({"error": {"message": "Value must be between 1 <= value <= 2"}})
+        'Value must be between 1 <= value <= 2'
+    """
+    text = ""
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            body = error
+        elif isinstance(error, str) and error:
+            text = error
+        for key in ("message", "detail", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                text = value
+                break
+            if value:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+                break
+    elif isinstance(body, str):
+        text = body
+    if not text:
+        text = json.dumps(body, ensure_ascii=False, default=str) if body not in (None, "") else fallback
+    text = " ".join(text.split())
+    if len(text) > MAX_EXPLANATION_CHARS:
+        text = text[:MAX_EXPLANATION_CHARS] + f"... [{len(text) - MAX_EXPLANATION_CHARS} more chars]"
+    return redact_url_secrets(text)
 
 
 async def _close_when_loop_ends(item: T, closer: Callable[[T], Awaitable[None]]) -> AsyncGenerator[None, None]:
@@ -123,12 +207,15 @@ class PerLoop(Generic[T]):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How :func:`post_json` retries.
+    """How :func:`with_retries` (and :func:`post_json`) retry.
 
     Attributes:
         max_retries: Retries after the first attempt (0: none).
         initial_delay: Backoff before the first retry, seconds; doubles each time.
         max_delay: Cap of the exponential backoff, seconds.
+        retry_timeouts: Also retry an attempt that timed out (and 408/504).
+            Off by default: a judge generation that timed out is most likely
+            still running on the server, and a retry only adds load.
 
     Example:
         >>> RetryPolicy(max_retries=0).max_retries
@@ -138,16 +225,24 @@ class RetryPolicy:
     max_retries: int = 3
     initial_delay: float = 0.5
     max_delay: float = 8.0
+    retry_timeouts: bool = False
 
-    def delay(self, retry: int, response: httpx.Response | None) -> float:
+    def should_retry(self, error: JudgeError) -> bool:
+        """Whether ``error`` is one this policy retries."""
+        if isinstance(error, JudgeTimeoutError):
+            return self.retry_timeouts
+        return error.retryable
+
+    def delay(self, retry: int, response: httpx.Response | Any | None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based).
 
         A ``retry-after-ms`` or ``retry-after`` (seconds) header from the server
         wins when it is positive and at most two minutes.
         """
-        if response is not None:
+        headers = getattr(response, "headers", None)
+        if headers is not None:
             for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-                value = response.headers.get(header)
+                value = headers.get(header)
                 if value is None:
                     continue
                 try:
@@ -160,10 +255,60 @@ class RetryPolicy:
         return backoff * (1 - 0.25 * random.random())  # jitter spreads synchronized retries
 
 
-def _status_error(response: httpx.Response, judge: str) -> JudgeError:
-    detail = response.text[:300].strip()
-    retryable = is_retryable_status(response.status_code)
-    return JudgeError(f"HTTP {response.status_code} from {response.url}: {detail}", judge=judge, retryable=retryable)
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    retry: RetryPolicy,
+    timeout: float | None,
+    map_error: Callable[[Exception, int], tuple[JudgeError, Any]],
+    on_timeout: Callable[[int], JudgeError],
+) -> T:
+    """Run ``attempt`` (each try bounded by ``timeout`` as a whole) and retry what ``retry`` allows.
+
+    Args:
+        attempt: Builds and awaits one request.
+        retry: What to retry, how often, with what backoff.
+        timeout: Seconds one attempt may take in total (``None``: unbounded).
+        map_error: ``(exception, retries_so_far) -> (JudgeError, response or None)``;
+            exceptions it does not know are re-raised by returning them wrapped.
+        on_timeout: ``retries_so_far -> JudgeTimeoutError`` for an attempt past ``timeout``.
+
+    Example:
+        >>> async def ok() -> int:
+        ...     return 1
+        >>> asyncio.run(with_retries(ok, retry=RetryPolicy(), timeout=1, map_error=None, on_timeout=None))
+        1
+    """
+    retries = 0
+    while True:
+        response: Any = None
+        try:
+            if timeout is None:
+                return await attempt()
+            return await asyncio.wait_for(attempt(), timeout)
+        except TimeoutError:
+            error: JudgeError = on_timeout(retries)
+        except JudgeError:
+            raise
+        except Exception as exc:
+            error, response = map_error(exc, retries)
+            if error.__cause__ is None:
+                error.__cause__ = exc
+        if retries >= retry.max_retries or not retry.should_retry(error):
+            raise error
+        await asyncio.sleep(retry.delay(retries, response))
+        retries += 1
+
+
+def _status_error(response: httpx.Response, judge: str, where: str, retries: int, retry: RetryPolicy) -> JudgeError:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    detail = server_explanation(body, fallback=response.reason_phrase)
+    retryable = is_retryable_status(response.status_code, timeouts=retry.retry_timeouts)
+    after = f" after {retries} retries" if retries and retryable else ""
+    return JudgeError(f"HTTP {response.status_code}{after} from {where}: {detail}", judge=judge, retryable=retryable)
 
 
 async def post_json(
@@ -173,43 +318,66 @@ async def post_json(
     *,
     retry: RetryPolicy,
     judge: str,
+    timeout: float | None = None,
+    where: str = "",
 ) -> Any:
     """POST ``payload`` as JSON and return the decoded JSON answer, retrying transient failures.
 
+    Args:
+        client: The HTTP client (its base URL free of credentials).
+        url: The path to post to.
+        payload: The JSON body.
+        retry: What to retry.
+        judge: The judge's name, for errors.
+        timeout: Seconds one attempt may take in total.
+        where: The URL to name in errors (defaults to ``client.base_url`` + ``url``).
+
     Raises:
-        JudgeTimeoutError: The last attempt timed out.
+        JudgeTimeoutError: An attempt took longer than ``timeout`` (retried only with ``retry_timeouts``).
         JudgeError: A non-retryable status, or retries ran out (``retryable`` set
             when another try later could succeed).
         JudgeOutputError: The server answered 2xx with a body that is not JSON.
     """
-    for attempt in range(retry.max_retries + 1):
-        response: httpx.Response | None = None
+    where = where or redact_url_secrets(str(client.base_url).rstrip("/") + url)
+
+    async def attempt() -> Any:
+        response = await client.post(url, json=payload)
+        if not response.is_success:
+            raise _StatusFailure(response)
         try:
-            response = await client.post(url, json=payload)
-        except httpx.TimeoutException as exc:
-            error: JudgeError = JudgeTimeoutError(f"no answer from {url}: {exc!r}", judge=judge, retryable=True)
-        except httpx.TransportError as exc:
-            error = JudgeError(f"connection to {url} failed: {exc!r}", judge=judge, retryable=True)
-        else:
-            if response.is_success:
-                try:
-                    return response.json()
-                except ValueError:
-                    raise JudgeOutputError(
-                        "no_json",
-                        f"{url} answered HTTP {response.status_code} with a body that is not JSON",
-                        raw_text=response.text,
-                        judge=judge,
-                    ) from None
-            error = _status_error(response, judge)
-            if not error.retryable:
-                raise error
-        if attempt == retry.max_retries:
-            if retry.max_retries:
-                error.args = (f"{error.args[0]} (after {retry.max_retries} retries)",)
-            raise error
-        await asyncio.sleep(retry.delay(attempt, response))
-    raise AssertionError("unreachable")  # pragma: no cover
+            return response.json()
+        except ValueError:
+            raise JudgeOutputError(
+                "no_json",
+                f"{where} answered HTTP {response.status_code} with a body that is not JSON",
+                raw_text=response.text,
+                judge=judge,
+            ) from None
+
+    def map_error(exc: Exception, retries: int) -> tuple[JudgeError, Any]:
+        after = f" after {retries} retries" if retries else ""
+        if isinstance(exc, _StatusFailure):
+            return _status_error(exc.response, judge, where, retries, retry), exc.response
+        if isinstance(exc, httpx.TimeoutException):
+            return JudgeTimeoutError(f"no answer{after} from {where}: {exc!r}", judge=judge, retryable=True), None
+        if isinstance(exc, httpx.TransportError):
+            message = f"connection to {where} failed{after}: {redact_url_secrets(repr(exc))}"
+            return JudgeError(message, judge=judge, retryable=True), None
+        raise exc
+
+    def on_timeout(retries: int) -> JudgeError:
+        after = f" after {retries} retries" if retries else ""
+        return JudgeTimeoutError(f"no answer within {timeout:g}s{after} from {where}", judge=judge, retryable=True)
+
+    return await with_retries(attempt, retry=retry, timeout=timeout, map_error=map_error, on_timeout=on_timeout)
+
+
+class _StatusFailure(Exception):
+    """An HTTP error status, carried to the retry loop with its response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 def judge_error_from_openai(
@@ -220,12 +388,14 @@ def judge_error_from_openai(
     timeout: float | None,
     retries: int,
     doing: str = "judging",
+    retry_timeouts: bool = False,
 ) -> JudgeError:
     """The :class:`JudgeError` for an ``openai`` SDK (or litellm, which subclasses it) exception.
 
     Timeouts become :class:`JudgeTimeoutError`; connection errors and
-    408/409/429/5xx statuses are ``retryable``; a vLLM "maximum context length"
-    400 becomes :class:`JudgeInputTooLongError`.
+    409/429/5xx statuses are ``retryable``; a vLLM "maximum context length"
+    400 becomes :class:`JudgeInputTooLongError`. The server's explanation is
+    kept in the message (not just "Error code: 400").
 
     Example:
         >>> import httpx2, openai
@@ -240,20 +410,20 @@ def judge_error_from_openai(
         return JudgeTimeoutError(f"no answer{limit}{after} while {doing} at {where}", judge=judge, retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        message = f"connection to {where} failed{after} while {doing}: {cause!r}"
+        message = f"connection to {where} failed{after} while {doing}: {redact_url_secrets(repr(cause))}"
         return JudgeError(message, judge=judge, retryable=True)
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
-        text = str(getattr(exc, "message", exc))
-        match = _CONTEXT_LENGTH.search(text)
-        if status == 400 and match:
+        text = openai_explanation(exc)
+        overflow = context_overflow(str(getattr(exc, "message", "")) + " " + text)
+        if status == 400 and overflow:
             return JudgeInputTooLongError(
                 f"the judge input does not fit the context: {text}",
-                input_tokens=int(match.group(2)),
-                max_input_tokens=int(match.group(1)),
+                input_tokens=overflow[1],
+                max_input_tokens=overflow[0],
                 judge=judge,
             )
-        retryable = is_retryable_status(status)
+        retryable = is_retryable_status(status, timeouts=retry_timeouts)
         return JudgeError(
             f"HTTP {status}{after if retryable else ''} while {doing} at {where}: {text}",
             judge=judge,
@@ -263,4 +433,28 @@ def judge_error_from_openai(
         return JudgeOutputError(
             "no_json", f"the answer is not a chat completion: {exc}", raw_text=str(exc.body), judge=judge
         )
-    return JudgeError(f"{doing} at {where} failed: {exc!r}", judge=judge)
+    return JudgeError(f"{doing} at {where} failed: {redact_url_secrets(repr(exc))}", judge=judge)
+
+
+def openai_explanation(exc: BaseException) -> str:
+    """The server's explanation inside an ``openai``/litellm status error (its body, else its message).
+
+    Example:
+        >>> openai_explanation(ValueError("Error code: 400"))
+        'Error code: 400'
+    """
+    body = getattr(exc, "body", None)
+    fallback = str(getattr(exc, "message", "") or exc)
+    if body not in (None, "", {}):
+        return server_explanation(body, fallback=fallback)
+    try:
+        response = getattr(exc, "response", None)
+        text = getattr(response, "text", None) if response is not None else None
+        if isinstance(text, str) and text.strip():
+            try:
+                return server_explanation(json.loads(text), fallback=fallback)
+            except ValueError:
+                return server_explanation(text, fallback=fallback)
+    except Exception:  # a streamed response whose body was not read
+        pass
+    return server_explanation(fallback)

@@ -120,16 +120,28 @@ def test_rejects_bad_settings(kwargs: dict[str, object]) -> None:
 # -- faults ---------------------------------------------------------------
 
 
-async def test_timeout_raises_judge_timeout(openai_server: OpenAIStubServer) -> None:
+async def test_timed_out_generation_is_not_retried_by_default(openai_server: OpenAIStubServer) -> None:
+    # A retry would pile a second generation onto a server still busy with the abandoned one.
     openai_server.script(Fault.hang(), Fault.hang())
-    judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub", timeout=0.2, max_retries=1)
+    judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub", timeout=0.2, max_retries=3)
     try:
-        with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.2s after 1 retries") as caught:
+        with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.2s while judging") as caught:
             await judge.ajudge(REQUEST)
     finally:
         await judge.aclose()
     assert caught.value.retryable
     assert caught.value.judge == judge.name
+    assert len(openai_server.requests) == 1
+
+
+async def test_timeouts_are_retried_when_asked(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.hang(), Fault.hang())
+    judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub", timeout=0.2, max_retries=1, retry_timeouts=True)
+    try:
+        with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.2s after 1 retries"):
+            await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
     assert len(openai_server.requests) == 2
 
 
@@ -163,13 +175,27 @@ async def test_client_error_is_not_retried(judge: OpenAICompatJudge, openai_serv
 
 async def test_context_overflow_is_input_too_long(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:
     message = (
-        "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
-        "(4904 in the messages, 4096 in the completion)."
+        "This model's maximum context length is 8192 tokens. However, you requested 12286 tokens "
+        "(8190 in the messages, 4096 in the completion)."
     )
     openai_server.script(Fault.error(400, retry_after=None, message=message))
     with pytest.raises(JudgeInputTooLongError) as caught:
         await judge.ajudge(REQUEST)
-    assert (caught.value.input_tokens, caught.value.max_input_tokens) == (4904, 8192)
+    assert (caught.value.input_tokens, caught.value.max_input_tokens) == (8190, 8192)
+    assert len(openai_server.requests) == 1  # 2 tokens of room: not worth a retry
+
+
+async def test_max_tokens_shrinks_to_the_room_the_server_reports(
+    judge: OpenAICompatJudge, openai_server: OpenAIStubServer
+) -> None:
+    message = (
+        "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+        "(4904 in the messages, 4096 in the completion)."
+    )
+    openai_server.script(Fault.error(400, retry_after=None, message=message))
+    assert (await judge.ajudge(REQUEST)).best == "short"
+    assert [r.body["max_tokens"] for r in openai_server.requests] == [4096, 8192 - 4904]
+    assert judge.context_tokens == 8192
 
 
 async def test_dropped_connection_is_retried(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:
