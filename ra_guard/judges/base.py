@@ -2,8 +2,9 @@
 
 A judge receives a :class:`JudgeRequest` (principle, prompt, named responses)
 and returns a :class:`~ra_guard.verdict.Verdict` keyed by the caller's names.
-Backends implement :meth:`Judge.ajudge`; the sync :meth:`Judge.judge` and the
-batch helpers come for free.
+Backends implement :meth:`Judge.ajudge`; the sync :meth:`Judge.judge`, the
+batch helpers and a health check (:meth:`Judge.aping`, a one-candidate call by
+default; HTTP judges override it with a cheap request) come for free.
 
 Example:
     >>> from ra_guard.testing import FunctionJudge
@@ -65,8 +66,9 @@ class JudgeRequest:
 class Judge(ABC):
     """Scores candidate responses against a principle.
 
-    Subclasses implement :meth:`ajudge`. Optional capabilities (closing pooled
-    resources) have defaults that do nothing.
+    Subclasses implement :meth:`ajudge`. Optional capabilities have defaults:
+    closing pooled resources does nothing, and the health check
+    :meth:`aping` sends one minimal request through :meth:`ajudge`.
 
     Example:
         >>> class Constant(Judge):
@@ -78,6 +80,8 @@ class Judge(ABC):
 
     #: A short description used in traces and errors (backend and model).
     name: str = "judge"
+    #: The judge model's name where the backend knows it (``None`` otherwise, or before discovery).
+    model: str | None = None
 
     @abstractmethod
     async def ajudge(self, request: JudgeRequest) -> Verdict:
@@ -95,6 +99,29 @@ class Judge(ABC):
         """
         return list(await asyncio.gather(*(self.ajudge(r) for r in requests), return_exceptions=True))
 
+    async def aping(self) -> None:
+        """Check that the judge answers (for start-up probes); return ``None`` when it does.
+
+        The default sends one minimal one-candidate request through :meth:`ajudge`.
+        HTTP judges override it with a cheap request (``GET /models``, ``GET /health``).
+
+        Raises:
+            JudgeError: The judge cannot answer; the message says what is wrong
+                (connection refused at host:port, a wrong base path...).
+            ConfigurationError: The judge is misconfigured (e.g. a model name the
+                server does not serve; the served ones are listed).
+
+        Example:
+            >>> from ra_guard.testing import FunctionJudge
+            >>> FunctionJudge(lambda req: {n: 3 for n in req.responses}).ping() is None
+            True
+        """
+        await self.ajudge(PING_REQUEST)
+
+    def ping(self) -> None:
+        """Synchronous :meth:`aping`."""
+        run_sync(self.aping())
+
     async def aclose(self) -> None:  # noqa: B027 - optional capability, nothing to close by default
         """Release pooled resources (HTTP clients, models)."""
 
@@ -104,7 +131,14 @@ class Judge(ABC):
 
 
 class WrapperJudge(Judge):
-    """A judge that delegates to another; subclass it to add behaviour around calls.
+    """A judge that delegates every call to another; subclass it to add behaviour around calls.
+
+    Everything in the :class:`Judge` contract is forwarded: :meth:`ajudge`,
+    :meth:`ajudge_many` (so a batching backend still batches), :meth:`aping`,
+    :meth:`aclose`, and the ``name`` and ``model`` attributes (read live, so a
+    model discovered later by the wrapped judge shows through). A subclass that
+    overrides :meth:`ajudge` gets :meth:`ajudge_many` through its own
+    :meth:`ajudge`, so its behaviour applies to batches too.
 
     Example:
         >>> class Logged(WrapperJudge):
@@ -115,10 +149,38 @@ class WrapperJudge(Judge):
 
     def __init__(self, wrapped: Judge) -> None:
         self.wrapped = wrapped
-        self.name = wrapped.name
+
+    @property  # a live view of the wrapped judge's attribute
+    def name(self) -> str:
+        return self.wrapped.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.wrapped.name = value
+
+    @property
+    def model(self) -> str | None:
+        return self.wrapped.model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self.wrapped.model = value
 
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         return await self.wrapped.ajudge(request)
 
+    async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
+        # A subclass that adds behaviour to ``ajudge`` must see every request: batch through it then.
+        if type(self).ajudge is not WrapperJudge.ajudge:
+            return await super().ajudge_many(requests)
+        return await self.wrapped.ajudge_many(requests)
+
+    async def aping(self) -> None:
+        await self.wrapped.aping()
+
     async def aclose(self) -> None:
         await self.wrapped.aclose()
+
+
+#: The request the default :meth:`Judge.aping` sends: one short candidate.
+PING_REQUEST = JudgeRequest(principle="Answer the question.", prompt="Say OK.", responses={"ping": "OK"})

@@ -4,8 +4,11 @@ The reference package's server renders, masks, generates and parses on its
 side; it answers ``{"thoughts": str, "results": {"scores", "best-to-worst"}}``
 keyed by the caller's own names. :class:`RewardAnythingServerJudge` posts to
 ``/api/rewardanything`` (or ``/api/rewardanything_batch`` for several
-requests) with ``httpx``, retries transient failures, and checks every answer
-with the same rules as :func:`~ra_guard.judges.parsing.parse_verdict`.
+requests) with ``httpx``, retries connection errors and 409/429/5xx (not a
+timed-out generation unless ``retry_timeouts=True``: the server is still busy
+with it), bounds each request as a whole by ``timeout``, and checks every
+answer with the same rules as :func:`~ra_guard.judges.parsing.parse_verdict`.
+:meth:`RewardAnythingServerJudge.aping` asks the server's ``GET /health``.
 
 Example:
     >>> judge = RewardAnythingServerJudge("http://gpu-1:8000")
@@ -15,14 +18,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
-from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError
-from ra_guard.judges._http import PerLoop, RetryPolicy, host_of, post_json
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, JudgeTimeoutError
+from ra_guard.judges._http import PerLoop, RetryPolicy, post_json, server_explanation
+from ra_guard.judges._url import install_log_redaction, parse_judge_url, redact_url_secrets
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import RenderedRequest
 from ra_guard.judges.parsing import ReasonCode, parse_verdict
@@ -41,10 +46,11 @@ class RewardAnythingServerJudge(Judge):
     Args:
         base_url: The server root, e.g. ``http://gpu-1:8000`` (a trailing
             ``/api`` or ``/v1`` is accepted and dropped).
-        timeout: Seconds per HTTP attempt (the reference generates the whole
-            thinking before answering: leave room).
-        max_retries: Retries after the first attempt on 408/409/429/5xx and
+        timeout: Seconds one HTTP request may take in total (the reference
+            generates the whole thinking before answering: leave room).
+        max_retries: Retries after the first attempt on 409/429/5xx and
             connection errors (backoff from 0.5 s doubling, or ``Retry-After``).
+        retry_timeouts: Also retry a request that timed out (and 408/504).
         max_concurrency: Connections in flight at once (per event loop).
         batch: Let :meth:`ajudge_many` send one ``/api/rewardanything_batch``
             call. Off by default: the reference server (1.0.1) returns batch
@@ -53,7 +59,7 @@ class RewardAnythingServerJudge(Judge):
             answer whose names do not match its request is an error).
 
     Raises:
-        ConfigurationError: An argument is out of range.
+        ConfigurationError: The URL has no http(s) scheme or host, or an argument is out of range.
 
     Example:
         >>> RewardAnythingServerJudge("http://gpu-1:8000/api", timeout=30).base_url
@@ -66,23 +72,30 @@ class RewardAnythingServerJudge(Judge):
         *,
         timeout: float = 300.0,
         max_retries: int = 3,
+        retry_timeouts: bool = False,
         max_concurrency: int = 16,
         batch: bool = False,
     ) -> None:
+        parsed = parse_judge_url(base_url, example="rewardanything:URL")
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
-        url = base_url.rstrip("/")
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive seconds, got {timeout}")
+        url = parsed.base_url
         for suffix in ("/api", "/v1"):
             url = url.removesuffix(suffix)
         self.base_url = url
         self.timeout = timeout
-        self.retry = RetryPolicy(max_retries=max_retries)
+        self.retry = RetryPolicy(max_retries=max_retries, retry_timeouts=retry_timeouts)
         self.max_concurrency = max_concurrency
         self.batch = batch
-        self.name = f"rewardanything:{host_of(url)}"
+        self.name = f"rewardanything:{parsed.host}"
+        self._auth = parsed.basic_auth
+        self._query = parsed.query
         self._clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client, closer=_close_client)
+        install_log_redaction()
 
     def __repr__(self) -> str:
         return f"RewardAnythingServerJudge({self.base_url!r})"
@@ -92,7 +105,57 @@ class RewardAnythingServerJudge(Judge):
         # The pool's connection limit is the concurrency limit; its pool timeout stays unbounded so
         # that calls queue for a connection instead of failing while others are in flight.
         timeout = httpx.Timeout(self.timeout, pool=None)
-        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits)
+        # Credentials travel as basic auth and query parameters, never in the base URL that httpx logs.
+        return httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=limits, auth=self._auth, params=self._query or None
+        )
+
+    async def _post(self, path: str, payload: Any) -> Any:
+        client = await self._clients.get()
+        where = f"{self.base_url}{path}"
+        return await post_json(
+            client, path, payload, retry=self.retry, judge=self.name, timeout=self.timeout, where=where
+        )
+
+    async def aping(self) -> None:
+        """Check that the reference server answers: ``GET /health`` must say ``healthy``.
+
+        Raises:
+            JudgeTimeoutError: No answer within ``timeout``.
+            JudgeError: The server cannot be reached or is not the reference server.
+
+        Example:
+            >>> # await RewardAnythingServerJudge("http://gpu-1:8000").aping()
+        """
+        client = await self._clients.get()
+        where = f"{self.base_url}/health"
+        try:
+            response = await asyncio.wait_for(client.get("/health"), self.timeout)
+        except TimeoutError:
+            raise JudgeTimeoutError(f"no answer within {self.timeout:g}s from {where}", judge=self.name) from None
+        except httpx.ConnectError as exc:
+            raise JudgeError(
+                f"cannot connect to {self.name.split(':', 1)[1]} ({redact_url_secrets(str(exc))}); "
+                f"is `rewardanything serve` running at {self.base_url}?",
+                judge=self.name,
+                retryable=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            message = f"checking {where} failed: {redact_url_secrets(repr(exc))}"
+            raise JudgeError(message, judge=self.name, retryable=True) from exc
+        if response.status_code == 404:
+            raise JudgeError(
+                f"HTTP 404 at {where}: not the reference `rewardanything serve` API (it answers /health and "
+                "/api/rewardanything); for vLLM or another OpenAI-compatible server use 'openai-compat:URL/v1'",
+                judge=self.name,
+            )
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        if not response.is_success or not isinstance(body, dict) or body.get("status") != "healthy":
+            detail = server_explanation(body, fallback=response.reason_phrase)
+            raise JudgeError(f"HTTP {response.status_code} from {where}: {detail}", judge=self.name)
 
     @staticmethod
     def _payload(request: JudgeRequest) -> dict[str, Any]:
@@ -112,14 +175,11 @@ class RewardAnythingServerJudge(Judge):
         """Judge one request through ``POST /api/rewardanything``.
 
         Raises:
-            JudgeTimeoutError: No answer within ``timeout`` after every retry.
+            JudgeTimeoutError: No answer within ``timeout``.
             JudgeError: A transport or HTTP failure (``retryable`` where a later try could succeed).
             JudgeOutputError: The answer is not a usable verdict.
         """
-        payload = self._payload(request)
-        answer = await post_json(
-            await self._clients.get(), "/api/rewardanything", payload, retry=self.retry, judge=self.name
-        )
+        answer = await self._post("/api/rewardanything", self._payload(request))
         return self._verdict(answer, request)
 
     async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
@@ -131,9 +191,7 @@ class RewardAnythingServerJudge(Judge):
             return await super().ajudge_many(requests)
         try:
             payload = [self._payload(r) for r in requests]
-            answers = await post_json(
-                await self._clients.get(), "/api/rewardanything_batch", payload, retry=self.retry, judge=self.name
-            )
+            answers = await self._post("/api/rewardanything_batch", payload)
         except (JudgeError, NotImplementedError) as exc:
             return [exc for _ in requests]
         if not isinstance(answers, list) or len(answers) != len(requests):

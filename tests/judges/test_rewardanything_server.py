@@ -113,15 +113,26 @@ async def test_damaged_answers_are_repaired_by_the_shared_rules(
 # -- faults ---------------------------------------------------------------
 
 
-async def test_timeout_raises_judge_timeout(openai_server: OpenAIStubServer) -> None:
+async def test_timed_out_generation_is_not_retried_by_default(openai_server: OpenAIStubServer) -> None:
     openai_server.script(Fault.hang(), Fault.hang())
-    judge = RewardAnythingServerJudge(openai_server.root_url, timeout=0.2, max_retries=1)
+    judge = RewardAnythingServerJudge(openai_server.root_url, timeout=0.2, max_retries=3)
     try:
-        with pytest.raises(JudgeTimeoutError, match="after 1 retries") as caught:
+        with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.2s") as caught:
             await judge.ajudge(REQUEST)
     finally:
         await judge.aclose()
     assert caught.value.retryable
+    assert len(openai_server.requests) == 1
+
+
+async def test_timeouts_are_retried_when_asked(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.hang(), Fault.hang())
+    judge = RewardAnythingServerJudge(openai_server.root_url, timeout=0.2, max_retries=1, retry_timeouts=True)
+    try:
+        with pytest.raises(JudgeTimeoutError, match="after 1 retries"):
+            await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
     assert len(openai_server.requests) == 2
 
 
@@ -142,7 +153,7 @@ async def test_persistent_500_raises_judge_error(
     judge: RewardAnythingServerJudge, openai_server: OpenAIStubServer
 ) -> None:
     openai_server.script(*[Fault.error(500)] * 3)
-    with pytest.raises(JudgeError, match=r"HTTP 500 .* \(after 2 retries\)") as caught:
+    with pytest.raises(JudgeError, match=r"HTTP 500 after 2 retries") as caught:
         await judge.ajudge(REQUEST)
     assert caught.value.retryable
     assert len(openai_server.requests) == 3

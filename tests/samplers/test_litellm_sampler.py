@@ -83,11 +83,19 @@ async def test_transient_errors_are_retried_by_litellm(openai_server: OpenAIStub
     assert len(samples) == 2
 
 
-@pytest.mark.parametrize("fault", [Fault.error(400, retry_after=None), Fault.error(500), Fault.drop(), Fault.hang()])
+@pytest.mark.parametrize("fault", [Fault.error(500), Fault.drop(), Fault.hang()])
 async def test_errors_become_sampler_errors(openai_server: OpenAIStubServer, fault: Fault) -> None:
     openai_server.script(fault)
     with pytest.raises(SamplerError, match="litellm:openai/gen: sampling failed"):
         await _sampler(openai_server, timeout=0.3).asample(MESSAGES, n=2)
+
+
+async def test_a_400_that_single_calls_share_is_raised_and_not_remembered(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(*[Fault.error(400, retry_after=None, message="model 'gen' not found")] * 3)
+    sampler = _sampler(openai_server)
+    with pytest.raises(SamplerError, match="sampling failed: HTTP 400: model 'gen' not found"):
+        await sampler.asample(MESSAGES, n=2)
+    assert sampler.n_supported is None  # the 400 was not about n: ask with n again next time
 
 
 async def test_one_failed_parallel_call_fails_the_sampling(openai_server: OpenAIStubServer) -> None:

@@ -81,12 +81,14 @@ class Fault:
         429
     """
 
-    kind: Literal["hang", "status", "drop", "garbage"]
+    kind: Literal["hang", "status", "drop", "garbage", "trickle"]
     status: int = 500
     retry_after: float | None = None
     body: bytes = b""
     seconds: float = 30.0
     message: str = ""
+    shape: Literal["openai", "fastapi"] = "openai"
+    interval: float = 0.5
 
     @classmethod
     def hang(cls, seconds: float = 30.0) -> Fault:
@@ -94,14 +96,28 @@ class Fault:
         return cls(kind="hang", seconds=seconds)
 
     @classmethod
-    def error(cls, status: int = 500, *, retry_after: float | None = 0.01, message: str = "") -> Fault:
-        """Answer with an HTTP error status and an OpenAI-style error body.
+    def error(
+        cls,
+        status: int = 500,
+        *,
+        retry_after: float | None = 0.01,
+        message: str = "",
+        shape: Literal["openai", "fastapi"] = "openai",
+    ) -> Fault:
+        """Answer with an HTTP error status and an error body.
 
         ``retry_after`` (seconds) is sent as ``retry-after-ms`` and ``retry-after``:
         the OpenAI SDK honours it before its own backoff, which keeps retry
-        tests fast; ``None`` sends no header.
+        tests fast; ``None`` sends no header. ``shape="fastapi"`` sends
+        ``{"detail": message}`` (the reference server, ``transformers serve``)
+        instead of OpenAI's ``{"error": {"message": ...}}``.
         """
-        return cls(kind="status", status=status, retry_after=retry_after, message=message)
+        return cls(kind="status", status=status, retry_after=retry_after, message=message, shape=shape)
+
+    @classmethod
+    def trickle(cls, *, interval: float = 0.5, seconds: float = 30.0) -> Fault:
+        """Answer 200 headers, then one byte of body every ``interval`` seconds (a slow-loris server)."""
+        return cls(kind="trickle", interval=interval, seconds=seconds)
 
     @classmethod
     def rate_limit(cls, *, retry_after: float = 0.01) -> Fault:
@@ -165,6 +181,7 @@ class RecordedRequest:
         headers: Lower-cased header names.
         body: The decoded JSON body (``None`` when empty or not JSON).
         received_at: ``time.perf_counter()`` on arrival.
+        query: The raw query string (after ``?``), empty when none.
     """
 
     method: str
@@ -172,6 +189,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: Any
     received_at: float
+    query: str = ""
 
     @property
     def route(self) -> str:
@@ -190,7 +208,7 @@ class RecordedRequest:
         """``judge``, ``sampler``, ``rewardanything``, ``models`` or ``other``."""
         if self.route.startswith("/api/rewardanything"):
             return "rewardanything"
-        if self.route == "/models":
+        if self.route == "/models" or self.path == "/health":
             return "models"
         if self.route == "/chat/completions":
             return "judge" if is_judge_request(self) else "sampler"
@@ -285,6 +303,8 @@ class OpenAIStubServer:
 
     Attributes:
         requests: Every request received, in arrival order.
+        model_extras: Extra fields of every ``GET /v1/models`` entry (e.g.
+            vLLM's ``{"max_model_len": 8192}``).
         max_in_flight: Per request kind (``judge``, ``sampler``, ``rewardanything``,
             ``models``, ``all``), the most requests in flight at once.
         handler: Optional ``fn(request) -> Reply | None`` consulted after the
@@ -332,6 +352,7 @@ class OpenAIStubServer:
         self.scorer = scorer
         self.sample_text = sample_text
         self.handler: Handler | None = None
+        self.model_extras: dict[str, Any] = {}
         self.requests: list[RecordedRequest] = []
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
@@ -438,6 +459,8 @@ class OpenAIStubServer:
             replies: Texts, :class:`Completion` s, raw JSON bodies or :class:`Fault` s.
             when: Only requests for which this is true consume these replies
                 (e.g. :func:`is_judge_request`); ``None`` matches every POST.
+                GET ``/v1/models`` and ``/health`` take scripted :class:`Fault` s
+                only through a ``when`` that matches them.
 
         Example:
             >>> with OpenAIStubServer() as server:
@@ -463,7 +486,7 @@ class OpenAIStubServer:
     def _scripted(self, request: RecordedRequest) -> Reply | None:
         with self._lock:
             for when, queue in self._rules:
-                if queue and (when is None or when(request)):
+                if queue and (request.method == "POST" if when is None else when(request)):
                     return queue.popleft()
         return None
 
@@ -493,8 +516,8 @@ class OpenAIStubServer:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                path = target.split("?", 1)[0]
-                request = RecordedRequest(method, path, headers, body, time.perf_counter())
+                path, _, query = target.partition("?")
+                request = RecordedRequest(method, path, headers, body, time.perf_counter(), query)
                 keep_open = await self._handle(request, reader, writer)
                 if not keep_open or headers.get("connection", "").lower() == "close":
                     break
@@ -527,8 +550,19 @@ class OpenAIStubServer:
         self, request: RecordedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         if request.method == "GET" and request.route == "/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in self.models]
+            scripted = self._scripted(request)
+            if isinstance(scripted, Fault):
+                return await self._fault(scripted, reader, writer)
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "stub", **self.model_extras}
+                for m in self.models
+            ]
             return await _send_json(writer, 200, {"object": "list", "data": data})
+        if request.method == "GET" and request.path == "/health":
+            scripted = self._scripted(request)
+            if isinstance(scripted, Fault):
+                return await self._fault(scripted, reader, writer)
+            return await _send_json(writer, 200, {"status": "healthy", "service": "RewardAnything API"})
         if request.method != "POST" or request.kind not in ("judge", "sampler", "rewardanything"):
             return await _send_json(writer, 404, {"error": {"message": f"no route {request.method} {request.path}"}})
         reply = self._scripted(request)
@@ -562,12 +596,27 @@ class OpenAIStubServer:
             return False
         if fault.kind == "garbage":
             return await _send(writer, 200, fault.body, "application/json")
+        if fault.kind == "trickle":
+            # Each read gets a byte before a per-read timeout fires; only a whole-call limit stops this.
+            count = max(int(fault.seconds / fault.interval), 1)
+            head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {count + 2}\r\n\r\n{{"
+            writer.write(head.encode("latin-1"))
+            with contextlib.suppress(ConnectionError):
+                for _ in range(count):
+                    await writer.drain()
+                    await asyncio.sleep(fault.interval)
+                    writer.write(b" ")
+                writer.write(b"}")
+                await writer.drain()
+            return False
         headers = {}
         if fault.retry_after is not None:
             headers["retry-after-ms"] = str(int(fault.retry_after * 1000) or 1)
             headers["retry-after"] = f"{max(fault.retry_after, 0.001):g}"
         text = fault.message or f"stub fault {fault.status}"
-        message = {"error": {"message": text, "type": "stub_fault", "code": fault.status}}
+        message: dict[str, Any] = {"error": {"message": text, "type": "stub_fault", "code": fault.status}}
+        if fault.shape == "fastapi":
+            message = {"detail": text}
         return await _send(writer, fault.status, json.dumps(message).encode(), "application/json", headers)
 
     # -- answers ----------------------------------------------------------
