@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from ra_guard.exceptions import UnknownBackendError
+from ra_guard.exceptions import ConfigurationError, UnknownBackendError
 
 __all__ = ["resolve_spec"]
 
@@ -37,4 +37,16 @@ def resolve_spec(what: str, spec: str, table: Mapping[str, tuple[str, str]], exa
         )
     module_name, factory = table[prefix]
     module = importlib.import_module(module_name)
-    return getattr(module, factory)(target)
+    try:
+        return getattr(module, factory)(target)
+    except ConfigurationError as exc:
+        if type(exc) is not ConfigurationError:
+            raise  # a subclass carries its own fields (file, extra...)
+        # Name the spec the user wrote; the backend's message says what to change.
+        raise ConfigurationError(f"{what} {_shown(spec)!r}: {exc}") from exc
+
+
+def _shown(spec: str) -> str:
+    from ra_guard.judges._url import redact_url_secrets
+
+    return redact_url_secrets(spec)

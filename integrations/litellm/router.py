@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ra_guard.exceptions import JudgeError, JudgeTimeoutError, MissingDependencyError
+from ra_guard.judges._http import openai_explanation
+from ra_guard.judges._url import redact_url_secrets
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import render_messages
 from ra_guard.judges.litellm_judge import verdict_from_response
@@ -45,6 +47,8 @@ class RouterJudge(Judge):
         >>> RouterJudge(router, "ra").name
         'litellm-router:ra'
     """
+
+    model: str
 
     def __init__(
         self,
@@ -76,7 +80,12 @@ class RouterJudge(Judge):
         except Timeout as exc:
             raise JudgeTimeoutError(f"the router timed out: {exc}", judge=self.name, retryable=True) from exc
         except Exception as exc:
-            raise JudgeError(f"the router failed: {exc!r}", judge=self.name, retryable=True) from exc
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int):  # keep the server's own explanation, not just "Error code: 400"
+                detail = f"HTTP {status}: {openai_explanation(exc)}"
+            else:
+                detail = redact_url_secrets(repr(exc))
+            raise JudgeError(f"the router failed: {detail}", judge=self.name, retryable=True) from exc
         return verdict_from_response(response, rendered, judge=self.name, model=self.model)
 
 

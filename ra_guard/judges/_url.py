@@ -83,13 +83,14 @@ class JudgeURL:
     query: dict[str, str] = field(default_factory=dict)
 
 
-def parse_judge_url(url: str, *, example: str) -> JudgeURL:
+def parse_judge_url(url: str, *, example: str, path_hint: str = "") -> JudgeURL:
     """Validate ``url`` and split off its credentials.
 
     Args:
         url: What the user gave, e.g. ``http://gpu-1:8000/v1``.
         example: How a correct spec looks for this backend, used in the error
             with ``URL`` replaced by a fixed-up version of ``url``.
+        path_hint: A path to add to the fixed-up URL when it has none (``/v1``).
 
     Raises:
         ConfigurationError: No ``http``/``https`` scheme, or no host.
@@ -114,12 +115,15 @@ def parse_judge_url(url: str, *, example: str) -> JudgeURL:
         else:
             problem = "has no http:// or https:// scheme"
             fixed = "http://" + text.lstrip("/")
+        if path_hint and urlsplit(fixed).path in ("", "/"):
+            fixed = fixed.rstrip("/") + path_hint
         raise ConfigurationError(
             f"judge URL {shown!r} {problem}; write it as {example.replace('URL', redact_url_secrets(fixed))!r}"
         )
     if not parts.hostname:
         raise ConfigurationError(
-            f"judge URL {shown!r} names no host; write it as {example.replace('URL', 'http://localhost:8000/v1')!r}"
+            f"judge URL {shown!r} names no host; "
+            f"write it as {example.replace('URL', 'http://localhost:8000' + path_hint)!r}"
         )
     hostname = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"  # IPv6 literal
     host = f"{hostname}:{port}" if port is not None else hostname

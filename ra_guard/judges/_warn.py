@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 
-__all__ = ["LOGGER", "WarningLimiter", "warn_fallback"]
+__all__ = ["LOGGER", "WarningLimiter", "reset_fallback_warnings", "warn_fallback"]
 
 #: The logger fallbacks of the remote judges and samplers are written to.
 LOGGER = logging.getLogger("ra_guard.judges")
@@ -59,6 +59,12 @@ class WarningLimiter:
         self.logger.warning("%s: %s: %s%s", source, code, message, suffix)
         return True
 
+    def reset(self) -> None:
+        """Forget what was logged (tests start from a clean slate)."""
+        with self._lock:
+            self._last.clear()
+            self._held.clear()
+
 
 _LIMITER = WarningLimiter()
 
@@ -70,3 +76,12 @@ def warn_fallback(source: str, code: str, message: str) -> None:
         >>> warn_fallback("openai-compat:m@h:1", "digits_unavailable", "parsed a generation instead")
     """
     _LIMITER.warn(source, code, message)
+
+
+def reset_fallback_warnings() -> None:
+    """Let the next fallback of every source log again (for tests).
+
+    Example:
+        >>> reset_fallback_warnings()
+    """
+    _LIMITER.reset()

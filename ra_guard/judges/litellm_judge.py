@@ -23,8 +23,15 @@ from typing import Any
 
 import openai
 
-from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, MissingDependencyError
+from ra_guard.exceptions import (
+    ConfigurationError,
+    JudgeError,
+    JudgeOutputError,
+    JudgeTimeoutError,
+    MissingDependencyError,
+)
 from ra_guard.judges._http import PerLoop, judge_error_from_openai
+from ra_guard.judges._url import install_log_redaction, redact_url_secrets
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
 from ra_guard.judges.parsing import ReasonCode, parse_verdict
@@ -139,7 +146,8 @@ class LiteLLMJudge(Judge):
         temperature: Judge temperature (0.0: deterministic, as the reference).
         max_tokens: Generation limit; the thinking needs room.
         **litellm_kwargs: Passed to every ``litellm.acompletion`` call
-            (``api_base``, ``api_key``, ``timeout``, ``num_retries``...).
+            (``api_base``, ``api_key``, ``timeout``, ``num_retries``...). A
+            numeric ``timeout`` also bounds the whole call (retries included).
 
     Raises:
         MissingDependencyError: litellm is not installed.
@@ -148,6 +156,8 @@ class LiteLLMJudge(Judge):
         >>> LiteLLMJudge("gpt-4o-mini", timeout=30).litellm_kwargs
         {'timeout': 30}
     """
+
+    model: str
 
     def __init__(
         self,
@@ -170,6 +180,7 @@ class LiteLLMJudge(Judge):
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
             lambda: asyncio.Semaphore(self.max_concurrency), closer=close_loop_clients
         )
+        install_log_redaction()
 
     def __repr__(self) -> str:
         return f"LiteLLMJudge({self.model!r})"
@@ -185,20 +196,27 @@ class LiteLLMJudge(Judge):
         rendered = render_messages(request)
         options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
         options.update(self.litellm_kwargs)
+        timeout = options.get("timeout")
+        limit = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
         async with await self._gates.get():
             try:
-                response = await self._litellm.acompletion(model=self.model, messages=rendered.messages, **options)
+                call = self._litellm.acompletion(model=self.model, messages=rendered.messages, **options)
+                # litellm's timeout bounds each read; wait_for bounds the whole call.
+                response = await (asyncio.wait_for(call, limit) if limit is not None else call)
+            except TimeoutError:
+                raise JudgeTimeoutError(
+                    f"no answer within {limit:g}s while judging at {self.model}", judge=self.name, retryable=True
+                ) from None
             except openai.OpenAIError as exc:  # litellm's exceptions subclass the openai SDK's
-                timeout = options.get("timeout")
                 raise judge_error_from_openai(
                     exc,
                     judge=self.name,
                     where=self.model,
-                    timeout=timeout if isinstance(timeout, (int, float)) else None,
+                    timeout=limit,
                     retries=int(options.get("num_retries") or 0),
                 ) from exc
             except Exception as exc:
-                raise JudgeError(f"litellm raised {exc!r}", judge=self.name) from exc
+                raise JudgeError(f"litellm raised {redact_url_secrets(repr(exc))}", judge=self.name) from exc
         return self._verdict(response, rendered)
 
     async def aclose(self) -> None:

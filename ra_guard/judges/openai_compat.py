@@ -191,7 +191,7 @@ class OpenAICompatJudge(Judge):
         on_low_digit_mass: LowDigitMass = "parse",
         fallback_max_tokens: int = 512,
     ) -> None:
-        url = parse_judge_url(base_url, example="openai-compat:URL")
+        url = parse_judge_url(base_url, example="openai-compat:URL", path_hint="/v1")
         if mode not in _MODES:
             raise ConfigurationError(f"unknown judge mode {mode!r}; use one of: {', '.join(_MODES)}")
         if thinking_budget < 1:

@@ -144,8 +144,7 @@ class LiteLLMSampler(Sampler):
         if len(together) >= n:
             return
         tasks = [
-            asyncio.ensure_future(self._call(messages, n=1, temperature=temperature))
-            for _ in range(n - len(together))
+            asyncio.ensure_future(self._call(messages, n=1, temperature=temperature)) for _ in range(n - len(together))
         ]
         produced = len(together)
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ra_guard import BestOfN, Guard, Policy
+from ra_guard.judges._warn import reset_fallback_warnings
 from ra_guard.samplers.litellm import LiteLLMSampler
 from ra_guard.testing import FunctionJudge
 from ra_guard.types import Sample
@@ -18,6 +19,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Items? .* using the `ReadOnly` q
 
 MESSAGES = [{"role": "user", "content": "Name a colour"}]
 LLAMA_CPP_N = "Value must be between 1 <= value <= 2, but got 4"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    reset_fallback_warnings()  # warnings are rate-limited per sampler name; each test starts clean
 
 
 def _sampler(server: OpenAIStubServer, **kwargs: Any) -> LiteLLMSampler:

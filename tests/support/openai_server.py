@@ -554,8 +554,7 @@ class OpenAIStubServer:
             if isinstance(scripted, Fault):
                 return await self._fault(scripted, reader, writer)
             data = [
-                {"id": m, "object": "model", "created": 0, "owned_by": "stub", **self.model_extras}
-                for m in self.models
+                {"id": m, "object": "model", "created": 0, "owned_by": "stub", **self.model_extras} for m in self.models
             ]
             return await _send_json(writer, 200, {"object": "list", "data": data})
         if request.method == "GET" and request.path == "/health":
