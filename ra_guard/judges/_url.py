@@ -50,6 +50,8 @@ SECRET_QUERY_NAMES = frozenset(
 
 # Linear-time patterns (no nested quantifiers): userinfo between "://" and "@", key-like query values.
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]{1,512}@")
+# ``user:password@host`` written without a scheme (a spec like ``openai-compat:alice:pw@gpu:8000``).
+_BARE_USERINFO = re.compile(r"([\w.%~+-]{1,256}):[^/?#@\s'\":]{1,512}@")
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|auth[_-]?token|sig|signature"
     r"|secret|password|code|x[_-]api[_-]key)=)[^&#\s\"']*"
@@ -63,7 +65,8 @@ def redact_url_secrets(text: str) -> str:
         >>> redact_url_secrets("http://u:p@h:1/v1?sig=xyz")
         'http://***@h:1/v1?sig=***'
     """
-    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub("***@", text))
+    text = _BARE_USERINFO.sub(r"\1:***@", _USERINFO.sub("***@", text))
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from ra_guard.integrations.litellm import RouterJudge, router_judge
 
 from ra_guard import Guard, Policy
+from ra_guard.exceptions import JudgeError
 from ra_guard.judges.base import JudgeRequest
-from tests.support.openai_server import OpenAIStubServer
+from tests.support.openai_server import Fault, OpenAIStubServer
 
 REQUEST = JudgeRequest(principle="Be brief.", prompt="Hi", responses={"a": "Hello there. score=2", "b": "Hi. score=5"})
 
@@ -56,3 +58,12 @@ async def test_router_judge_in_a_guard(stub: OpenAIStubServer) -> None:
 
     assert decision.chosen_index == 1
     assert decision.judge_usage.total_tokens > 0
+
+
+async def test_router_errors_keep_the_server_explanation(stub: OpenAIStubServer) -> None:
+    pinned = "Server is pinned to 'tiny-judge'; requested 'RewardAnything-8B'"
+    stub.script(*[Fault.error(400, retry_after=None, message=pinned, shape="fastapi")] * 4)
+    judge = router_judge([stub.base_url], model="RewardAnything-8B", num_retries=0)
+    with pytest.raises(JudgeError, match="HTTP 400") as caught:
+        await judge.ajudge(REQUEST)
+    assert pinned in str(caught.value)
