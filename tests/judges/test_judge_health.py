@@ -101,7 +101,7 @@ async def test_reference_ping_on_a_server_without_health(openai_server: OpenAISt
     openai_server.script(Fault.error(404, retry_after=None), when=lambda r: r.path == "/health")
     judge = RewardAnythingServerJudge(openai_server.root_url)
     try:
-        with pytest.raises(JudgeError, match="HTTP 404 .*not the reference `rewardanything serve` API"):
+        with pytest.raises(JudgeError, match=r"HTTP 404 .*not the reference `rewardanything serve` API"):
             await judge.aping()
     finally:
         await judge.aclose()
