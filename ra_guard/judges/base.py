@@ -149,14 +149,16 @@ class WrapperJudge(Judge):
 
     def __init__(self, wrapped: Judge) -> None:
         self.wrapped = wrapped
+        self._own_name: str | None = None
 
     @property  # a live view of the wrapped judge's attribute
     def name(self) -> str:
-        return self.wrapped.name
+        return self._own_name if self._own_name is not None else self.wrapped.name
 
     @name.setter
     def name(self, value: str) -> None:
-        self.wrapped.name = value
+        # A subclass may name itself (``traced:<inner>``) without renaming the judge it wraps.
+        self._own_name = value
 
     @property
     def model(self) -> str | None:

@@ -67,6 +67,8 @@ async def test_wrapper_forwards_the_whole_contract() -> None:
     assert (wrapper.name, wrapper.model) == ("batching", "batch-model")
     inner.model = "discovered-later"
     assert wrapper.model == "discovered-later"  # read live
+    wrapper.name = "wrapped:batching"
+    assert (wrapper.name, inner.name) == ("wrapped:batching", "batching")  # naming the wrapper renames only it
 
 
 async def test_a_subclass_that_adds_behaviour_sees_batched_requests() -> None:
