@@ -50,8 +50,8 @@ SECRET_QUERY_NAMES = frozenset(
 
 # Linear-time patterns (no nested quantifiers): userinfo between "://" and "@", key-like query values.
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]{1,512}@")
-# ``user:password@host`` written without a scheme (a spec like ``openai-compat:alice:pw@gpu:8000``).
-_BARE_USERINFO = re.compile(r"([\w.%~+-]{1,256}):[^/?#@\s'\":]{1,512}@")
+# What ends a ``user:password`` run before an ``@`` (looking backwards from the ``@``).
+_USERINFO_STOPS = frozenset("/?#@ \t\r\n'\"<>()[]{},;=")
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|auth[_-]?token|sig|signature"
     r"|secret|password|code|x[_-]api[_-]key)=)[^&#\s\"']*"
@@ -65,8 +65,36 @@ def redact_url_secrets(text: str) -> str:
         >>> redact_url_secrets("http://u:p@h:1/v1?sig=xyz")
         'http://***@h:1/v1?sig=***'
     """
-    text = _BARE_USERINFO.sub(r"\1:***@", _USERINFO.sub("***@", text))
+    text = _bare_userinfo(_USERINFO.sub("***@", text))
     return _QUERY_SECRET.sub(r"\1***", text)
+
+
+def _bare_userinfo(text: str) -> str:
+    """Blank the password of ``user:password@host`` written without a scheme.
+
+    A spec like ``openai-compat:alice:pw@gpu:8000`` has no ``://`` to anchor on.
+    Each ``@`` is looked at once, walking back at most 512 characters and never
+    past the previous ``@``, so the work stays linear in the text (a regex
+    scanning ahead from every position would not).
+    """
+    if "@" not in text:
+        return text
+    pieces: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        limit = max(done, at - 512)
+        while start > limit and text[start - 1] not in _USERINFO_STOPS:
+            start -= 1
+        colon = text.rfind(":", start, at)
+        if colon != -1 and colon + 1 < at:
+            pieces.append(text[done : colon + 1])
+            pieces.append("***")
+            done = at
+        at = text.find("@", at + 1)
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)

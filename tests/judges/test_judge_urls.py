@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from ra_guard.exceptions import ConfigurationError, JudgeError
 from ra_guard.judges import resolve_judge
+from ra_guard.judges._url import redact_url_secrets
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.openai_compat import OpenAICompatJudge
 from ra_guard.judges.rewardanything_server import RewardAnythingServerJudge
@@ -104,3 +106,20 @@ def test_a_bad_url_with_credentials_is_refused_without_showing_them() -> None:
     with pytest.raises(ConfigurationError) as caught:
         resolve_judge(f"openai-compat:alice:{SECRET}@gpu:8000/v1?token={QUERY_SECRET}")
     _assert_clean(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "noise", ["a" * 160_000, "a:" * 80_000, ("a" * 300 + ":") * 520, "a:b@" * 40_000, ("://" + "a" * 511) * 300]
+)
+def test_url_redaction_stays_linear_on_adversarial_text(noise: str) -> None:
+    # Error bodies and log lines are untrusted: redaction must not freeze the loop on crafted text.
+    started = time.perf_counter()
+    redact_url_secrets(noise)
+    assert time.perf_counter() - started < 1.0  # a quadratic scan of 160 KB takes minutes
+
+
+def test_url_redaction_blanks_every_form() -> None:
+    text = "POST http://bob:pw1@h:1/v1/x?api_key=k1&n=2&sig=s1 spec openai-compat:bob:pw2@h:1/v1?token=t1"
+    assert redact_url_secrets(text) == (
+        "POST http://***@h:1/v1/x?api_key=***&n=2&sig=*** spec openai-compat:bob:***@h:1/v1?token=***"
+    )
