@@ -263,3 +263,26 @@ async def test_ping_says_connection_refused(unused_tcp_port: int) -> None:
 def test_sync_ping(openai_server: OpenAIStubServer) -> None:
     _judge(openai_server).ping()
     assert openai_server.requests[0].route == "/models"
+
+
+async def test_gateway_timeout_is_not_retried_by_default(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.error(504), Fault.error(504))
+    judge = _judge(openai_server, max_retries=2)
+    try:
+        with pytest.raises(JudgeError, match="HTTP 504") as caught:
+            await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert not caught.value.retryable
+    assert len(openai_server.requests) == 1
+
+
+async def test_unavailable_server_is_retried_with_backoff(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.error(503, retry_after=0.05), Fault.drop())
+    judge = _judge(openai_server, max_retries=2)
+    try:
+        assert (await judge.ajudge(REQUEST)).best == "short"
+    finally:
+        await judge.aclose()
+    first, second, _third = openai_server.requests  # 503, dropped connection, answer
+    assert second.received_at - first.received_at >= 0.04  # the server's Retry-After

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -248,3 +249,16 @@ def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -
     for _ in range(3):
         judge.judge(REQUEST)
     assert openai_server.wait_connections_closed()
+
+
+async def test_timeout_bounds_the_whole_call(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.trickle(interval=0.1, seconds=20))
+    judge = RewardAnythingServerJudge(openai_server.root_url, timeout=0.5)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.5s"):
+            await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert time.perf_counter() - started < 5  # a per-read timeout would wait the whole 20 s
+    assert len(openai_server.requests) == 1
