@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ra_guard._background import wait_until_drained
-from ra_guard._redact import redact_secrets
+from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.exceptions import ConfigurationError
 from ra_guard.metrics import decision_outcome
 
@@ -77,6 +77,7 @@ OnOverflow = Literal["block", "drop"]
 FsyncPolicy = Literal["never", "batch", "always"]
 
 _logger = logging.getLogger(__name__)
+_MAX_MESSAGE = 4096  # characters kept of an error or a fallback reason (capped, then redacted)
 _STOP = object()
 
 
@@ -271,7 +272,7 @@ class AuditLog:
                 "index": c.index,
                 "source": c.source,
                 "attempt": c.attempt,
-                "response_id": c.response_id,
+                "response_id": redact_secrets(c.response_id) if c.response_id else None,
                 "finish_reason": c.finish_reason,
                 "text_sha256": _sha256(c.text),
                 "combined": c.combined,
@@ -282,7 +283,7 @@ class AuditLog:
                         "rank": s.rank,
                         "passed": s.passed,
                         "vetoed": s.vetoed,
-                        "error": redact_secrets(s.error) if s.error else None,
+                        "error": redact_capped(s.error, _MAX_MESSAGE) if s.error else None,
                     }
                     for name, s in c.scores.items()
                 },
@@ -296,7 +297,7 @@ class AuditLog:
             "schema": AUDIT_SCHEMA_VERSION,
             "decision_id": decision.decision_id,
             "trace_id": decision.trace_id,
-            "guard": redact_secrets(pending.guard),
+            "guard": redact_capped(pending.guard, _MAX_MESSAGE),
             "strategy": decision.strategy,
             "outcome": decision_outcome(decision),
             "passed": decision.passed,
@@ -309,7 +310,7 @@ class AuditLog:
                 {
                     "kind": f.kind,
                     "policy": f.policy,
-                    "reason": redact_secrets(f.reason),
+                    "reason": redact_capped(f.reason, _MAX_MESSAGE),
                     "action": f.action,
                 }
                 for f in decision.fallbacks
