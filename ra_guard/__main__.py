@@ -3,6 +3,10 @@
 Example:
     $ python -m ra_guard schema > policy.schema.json
     $ python -m ra_guard validate my-policies/*.yaml
+
+``show`` exits 2 with the message alone when no policy has that name;
+``validate`` checks every file given, prints every error of each, and exits 1
+if any file is invalid.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ra_guard.exceptions import PolicyError
-from ra_guard.policy import list_policies, load_policy, policy_json_schema
+from ra_guard.policy import list_policies, load_policy, policy_json_schema, validate_policy_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("policies", help="list the shipped policies")
     show = sub.add_parser("show", help="print a shipped policy as YAML-ready JSON")
     show.add_argument("name")
-    validate = sub.add_parser("validate", help="check policy files; exit 1 on the first error")
+    validate = sub.add_parser("validate", help="check every policy file given; list every error; exit 1 if any")
     validate.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
 
@@ -35,15 +39,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy = load_policy(name)
             print(f"{name:32} {policy.kind.value:5} min_score={policy.min_score:g}  {policy.description}")
     elif args.command == "show":
-        print(json.dumps(load_policy(args.name).model_dump(mode="json"), indent=2, ensure_ascii=False))
+        try:
+            policy = load_policy(args.name)
+        except PolicyError as exc:  # a typo is a usage error: the message, not a traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(policy.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:
+        failed = 0
         for file in args.files:
-            try:
-                load_policy(file if file.endswith((".yaml", ".yml")) else f"./{file}")
-            except PolicyError as exc:
-                print(exc, file=sys.stderr)
-                return 1
-            print(f"ok  {file}")
+            errors = validate_policy_file(file)
+            for error in errors:
+                print(error, file=sys.stderr)
+            if errors:
+                failed += 1
+            else:
+                print(f"ok  {file}")
+        if failed:
+            print(f"{failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
+            return 1
     return 0
 
 

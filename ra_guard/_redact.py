@@ -33,6 +33,7 @@ __all__ = [
     "Redactor",
     "capture_content_from_env",
     "messages_json",
+    "redact_capped",
     "redact_name",
     "redact_secrets",
     "truncate",
@@ -48,36 +49,72 @@ REDACTED = "[REDACTED]"
 #: A function that takes text and returns it with sensitive parts removed.
 Redactor = Callable[[str], str]
 
-_KEY_NAMES = r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|secret|password|passwd|client[_-]?secret|token)"
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Every pattern runs in time linear in the text: each starts with a literal (or a
+# look-behind that allows only the start of a run), and no quantifier can be
+# retried from every position of a long run. A pattern runs only when its
+# trigger, a lowercase substring it cannot match without, occurs in the text.
+_KEY_NAMES = (
+    r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|id[_-]?token|session[_-]?token"
+    r"|secret[_-]?key|secret|password|passwd|client[_-]?secret|token)"
+)
+# Query parameters that carry a credential in URLs (signed URLs, key-in-URL APIs).
+_QUERY_NAMES = (
+    r"(?:key|sig|signature|code|auth|credential|x-amz-signature|x-amz-credential|x-amz-security-token"
+    r"|x-goog-signature|x-goog-credential|sv|se)"
+)
+_VALUE = r"""[^\s"',;}&)]+"""
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     # Header lines and dict reprs: "Authorization: Bearer x", "'authorization': 'Basic x'", "x-api-key: x".
     (
+        ("authorization",),
         re.compile(
-            r"""(?i)(["']?(?:proxy-)?authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest)\s+)?[^\s"',;})]+"""
+            r"""(?i)(["']?(?:proxy-)?authorization["']?[ \t]{0,16}[:=][ \t]{0,16}["']?)"""
+            r"""(?:(?:bearer|basic|token|digest)[ \t]{1,16})?[^\s"',;})]+"""
         ),
         r"\1" + REDACTED,
     ),
     (
+        ("api-key",),
         re.compile(
-            r"""(?i)(["']?(?:x-api-key|api-key|x-goog-api-key|openai-api-key)["']?\s*[:=]\s*["']?)[^\s"',;}&)]+"""
+            r"""(?i)(["']?(?:x-api-key|api-key|x-goog-api-key|openai-api-key)["']?[ \t]{0,16}[:=][ \t]{0,16}["']?)"""
+            r"""[^\s"',;}&)]+"""
         ),
         r"\1" + REDACTED,
     ),
     # key=value and "key": "value" pairs, in URLs, reprs and JSON.
     (
-        re.compile(rf"""(?i)(\b{_KEY_NAMES}["']?\s*[:=]\s*["']?)(?!\[REDACTED\])[^\s"',;}}&)]+"""),
+        ("key", "token", "secret", "passw"),
+        re.compile(rf"""(?i)(\b{_KEY_NAMES}["']?[ \t]{{0,16}}[:=][ \t]{{0,16}}["']?)(?!\[REDACTED\]){_VALUE}"""),
+        r"\1" + REDACTED,
+    ),
+    # Credential-carrying query parameters: ?key=..., &sig=...
+    (
+        ("?", "&"),
+        re.compile(rf"""(?i)([?&]{_QUERY_NAMES}=)(?!\[REDACTED\])[^&#\s"'<>]+"""),
         r"\1" + REDACTED,
     ),
     # Bare bearer tokens.
-    (re.compile(r"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}"), "Bearer " + REDACTED),
+    (("bearer",), re.compile(r"(?i)\bbearer[ \t]{1,16}(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}"), "Bearer " + REDACTED),
     # Well-known key shapes, wherever they appear.
-    (re.compile(r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9_-]{2,32}-)*[A-Za-z0-9_-]{16,}"), REDACTED),
-    (re.compile(r"\b(?:ghp|gho|ghs|ghu|github_pat|glpat|xox[abposr]|hf)_[A-Za-z0-9_-]{16,}"), REDACTED),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), REDACTED),
-    # Credentials in URLs: scheme://user:password@host
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + REDACTED + "@"),
+    (("sk-", "pk-", "rk-"), re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"), REDACTED),
+    (
+        ("ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "glpat", "xox", "hf_"),
+        re.compile(r"\b(?:ghp|gho|ghs|ghu|github_pat|glpat|xox[abposr]|hf)_[A-Za-z0-9_-]{16,}"),
+        REDACTED,
+    ),
+    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), REDACTED),
+    (
+        ("eyj",),
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        REDACTED,
+    ),
+    # Credentials in URLs: the whole userinfo of scheme://user:password@host (or scheme://token@host).
+    (
+        ("://",),
+        re.compile(r"(?i)((?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://)[^/\s@?#\\\"'<>]+@"),
+        r"\1" + REDACTED + "@",
+    ),
 )
 
 
@@ -86,8 +123,9 @@ def redact_secrets(text: str) -> str:
 
     This is the default redactor of traces, the audit log and annotations. It
     is pattern based: it catches the shapes keys travel in (headers, URL
-    parameters, ``api_key=`` in reprs, ``sk-...`` style keys, JWTs), not
-    arbitrary personal data; add your own :data:`Redactor` for that.
+    userinfo and credential query parameters, ``api_key=`` in reprs, ``sk-...``
+    style keys, JWTs), not arbitrary personal data; add your own
+    :data:`Redactor` for that. It runs in time linear in ``text``.
 
     Args:
         text: Any text: a message, an exception message, a URL.
@@ -98,12 +136,46 @@ def redact_secrets(text: str) -> str:
     Example:
         >>> redact_secrets("key sk-proj-abcdefghijklmnop1234 and {'x-api-key': 'k1234567'}")
         "key [REDACTED] and {'x-api-key': '[REDACTED]'}"
+        >>> redact_secrets("http://bob:hunter2@gpu:8000/v1?alt=json&sig=Zm9vYmFy")
+        'http://[REDACTED]@gpu:8000/v1?alt=json&sig=[REDACTED]'
     """
     if not text:
         return text
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for triggers, pattern, replacement in _PATTERNS:
+        if any(trigger in lowered for trigger in triggers):
+            text = pattern.sub(replacement, text)
     return text
+
+
+def redact_capped(text: str, max_chars: int | None) -> str:
+    """:func:`redact_secrets` of at most ``max_chars`` characters (and a margin), then :func:`truncate`.
+
+    Capping first bounds the work whatever the text's length; the margin lets a
+    secret that straddles the cut still be recognised and replaced.
+
+    Example:
+        >>> redact_capped("token=abc12345 " + "x" * 100, 20)
+        'token=[REDACTED] xxx…[truncated 97 chars]'
+        >>> redact_capped("x" * 10_000, 4)
+        'xxxx…[truncated 9996 chars]'
+    """
+    return _capped(text, max_chars, redact_secrets)
+
+
+def _capped(text: str, max_chars: int | None, clean: Redactor) -> str:
+    """``clean`` the first ``max_chars`` (plus a margin) characters of ``text``, then cut at ``max_chars``."""
+    cut = 0
+    if max_chars is not None and len(text) > max_chars + _MARGIN:
+        cut = len(text) - (max_chars + _MARGIN)
+        text = text[: max_chars + _MARGIN]
+    text = clean(text)
+    if max_chars is None or (len(text) <= max_chars and not cut):
+        return text
+    return f"{text[:max_chars]}…[truncated {len(text) - max_chars + cut} chars]"
+
+
+_MARGIN = 256  # characters past a cap still redacted, so that a key cut in two is caught whole
 
 
 @lru_cache(maxsize=512)
@@ -171,10 +243,12 @@ class ContentFilter:
     max_length: int | None = 4096
 
     def __call__(self, text: str) -> str:
+        # Cap before redacting: the work is bounded by max_length, whatever the text's length.
+        return _capped(text, self.max_length, self._clean)
+
+    def _clean(self, text: str) -> str:
         text = redact_secrets(text)
-        if self.redact is not None:
-            text = self.redact(text)
-        return truncate(text, self.max_length)
+        return text if self.redact is None else self.redact(text)
 
 
 def messages_json(messages: Sequence[ChatMessage], clean: Callable[[str], str]) -> str:

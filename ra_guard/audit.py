@@ -2,10 +2,24 @@
 
 :class:`AuditLog` takes a finished :class:`~ra_guard.decision.Decision` (rejected
 ones too), queues it, and a background thread turns it into a record and appends
-it to a JSON Lines file. Every record is written with a single ``os.write`` of
-the whole line on an ``O_APPEND`` descriptor, so lines are never interleaved
-with other writers of the file nor left half-written when the process is killed
-(the kernel completes a write or never starts it).
+it to a JSON Lines file.
+
+What is guaranteed, and what is not:
+
+- Each record is written with a single ``os.write`` of the whole line on an
+  ``O_APPEND`` descriptor, so records of concurrent writers are not interleaved
+  byte by byte.
+- A record can be *torn*: a process killed (``SIGKILL``, power loss) during
+  ``write`` may leave the first part of a line without its newline; so can a
+  full disk. Nothing is rewritten in place, so every record before it is intact.
+- A writer that opens a file whose last line is torn first writes a newline, so
+  its own records start on a fresh line and only the torn line is lost.
+- :func:`read_audit_log` skips a line that is not a JSON object (a torn last
+  line, or a corrupt line in the middle), logs a WARNING naming the file and
+  line, and counts it in :attr:`AuditRecords.skipped`: one bad line never hides
+  the rest of the log.
+- A record is on disk after ``fsync`` (see *Durability*); before that the
+  operating system holds it.
 
 A record holds ids, the trace id, each policy's name and content hash, each
 candidate's scores (not its text: a sha256 of it), the chosen index, fallbacks,
@@ -60,7 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ra_guard._background import wait_until_drained
-from ra_guard._redact import redact_secrets
+from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.exceptions import ConfigurationError
 from ra_guard.metrics import decision_outcome
 
@@ -68,7 +82,7 @@ if TYPE_CHECKING:
     from ra_guard.decision import Decision
     from ra_guard.policy import Policy
 
-__all__ = ["AUDIT_SCHEMA_VERSION", "AuditLog", "read_audit_log"]
+__all__ = ["AUDIT_SCHEMA_VERSION", "AuditLog", "AuditRecords", "read_audit_log"]
 
 #: The ``schema`` field of every record; bumped when fields change meaning.
 AUDIT_SCHEMA_VERSION = 1
@@ -77,6 +91,7 @@ OnOverflow = Literal["block", "drop"]
 FsyncPolicy = Literal["never", "batch", "always"]
 
 _logger = logging.getLogger(__name__)
+_MAX_MESSAGE = 4096  # characters kept of an error or a fallback reason (capped, then redacted)
 _STOP = object()
 
 
@@ -219,7 +234,12 @@ class AuditLog:
     # -- writer thread ----------------------------------------------------
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        if not _ends_with_newline(self.path):
+            # A writer killed mid-record left a torn line: start ours on a fresh one.
+            _logger.warning("audit log %s ends with a torn line; appending after it on a new line", self.path)
+            os.write(fd, b"\n")
+        return fd
 
     def _run(self) -> None:
         while True:
@@ -271,7 +291,7 @@ class AuditLog:
                 "index": c.index,
                 "source": c.source,
                 "attempt": c.attempt,
-                "response_id": c.response_id,
+                "response_id": redact_secrets(c.response_id) if c.response_id else None,
                 "finish_reason": c.finish_reason,
                 "text_sha256": _sha256(c.text),
                 "combined": c.combined,
@@ -282,7 +302,7 @@ class AuditLog:
                         "rank": s.rank,
                         "passed": s.passed,
                         "vetoed": s.vetoed,
-                        "error": redact_secrets(s.error) if s.error else None,
+                        "error": redact_capped(s.error, _MAX_MESSAGE) if s.error else None,
                     }
                     for name, s in c.scores.items()
                 },
@@ -296,7 +316,7 @@ class AuditLog:
             "schema": AUDIT_SCHEMA_VERSION,
             "decision_id": decision.decision_id,
             "trace_id": decision.trace_id,
-            "guard": redact_secrets(pending.guard),
+            "guard": redact_capped(pending.guard, _MAX_MESSAGE),
             "strategy": decision.strategy,
             "outcome": decision_outcome(decision),
             "passed": decision.passed,
@@ -309,7 +329,7 @@ class AuditLog:
                 {
                     "kind": f.kind,
                     "policy": f.policy,
-                    "reason": redact_secrets(f.reason),
+                    "reason": redact_capped(f.reason, _MAX_MESSAGE),
                     "action": f.action,
                 }
                 for f in decision.fallbacks
@@ -339,30 +359,80 @@ def _rotated(path: Path) -> list[Path]:
     return [p for p in path.parent.glob(f"{path.name}.*") if re.fullmatch(re.escape(path.name) + r"\.\d+", p.name)]
 
 
-def read_audit_log(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+def _ends_with_newline(path: Path) -> bool:
+    """Whether ``path`` is empty or its last byte is a newline."""
+    try:
+        with path.open("rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return True
+
+
+class AuditRecords:
+    """The records of an audit log, read as they are iterated; torn lines are skipped and counted.
+
+    Attributes:
+        path: The log's path.
+        skipped: Lines skipped so far because they are not a JSON object (torn or corrupt).
+        skipped_lines: ``"file:line"`` of each skipped line.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+        >>> _ = path.write_text('{"n": 1}\\n{"n": 2, "torn')
+        >>> records = read_audit_log(path)
+        >>> [r["n"] for r in records], records.skipped
+        ([1], 1)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.skipped = 0
+        self.skipped_lines: list[str] = []
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        base = self.path
+        files = sorted(_rotated(base), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+        if base.exists():
+            files.append(base)
+        for file in files:
+            with file.open("rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        record = json.loads(raw)
+                    except ValueError:  # JSONDecodeError, and UnicodeDecodeError of a line cut mid-character
+                        record = None
+                    if isinstance(record, dict):
+                        yield record
+                        continue
+                    torn = "torn last line" if not raw.endswith(b"\n") else "corrupt line"
+                    self.skipped += 1
+                    self.skipped_lines.append(f"{file}:{number}")
+                    _logger.warning(
+                        "audit log %s:%d: skipped a %s (%d bytes, not a JSON record)", file, number, torn, len(raw)
+                    )
+
+
+def read_audit_log(path: str | os.PathLike[str]) -> AuditRecords:
     """Every record of an audit log, rotated files first (oldest to newest).
+
+    A line that is not a JSON object (torn by a killed writer, or corrupt) is
+    skipped with a WARNING; after iterating, ``.skipped`` says how many were.
 
     Args:
         path: The log's path, as given to :class:`AuditLog`.
 
-    Raises:
-        ValueError: A line is not valid JSON (the log was written by something else).
+    Returns:
+        An iterable of records (dicts) with a ``skipped`` count.
 
     Example:
         >>> import tempfile, pathlib
         >>> list(read_audit_log(pathlib.Path(tempfile.mkdtemp()) / "none.jsonl"))
         []
     """
-    base = Path(path)
-    files = sorted(_rotated(base), key=lambda p: int(p.name.rsplit(".", 1)[1]))
-    if base.exists():
-        files.append(base)
-    for file in files:
-        with file.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{file}:{number}: not a JSON record: {exc}") from exc
+    return AuditRecords(path)

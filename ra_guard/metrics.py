@@ -8,7 +8,8 @@ feeds them, so a guard records metrics wherever it records spans. With no
 Instrument                         Kind       Unit               Attributes
 =================================  =========  =================  ==========================================
 ``ra_guard.decisions``             counter    ``{decision}``     ``ra_guard.outcome``, ``ra_guard.strategy``,
-                                                                 ``gen_ai.workflow.name``, ``error.type``
+                                                                 ``gen_ai.workflow.name``, ``error.type``,
+                                                                 ``ra_guard.degraded`` (bool)
 ``ra_guard.decision.duration``     histogram  ``s``              as ``ra_guard.decisions``
 ``ra_guard.sampling.duration``     histogram  ``s``              ``gen_ai.request.model``, ``error.type``
 ``ra_guard.judge.duration``        histogram  ``s``              ``gen_ai.request.model``, ``ra_guard.policy``,
@@ -24,6 +25,10 @@ Instrument                         Kind       Unit               Attributes
 Outcomes (``ra_guard.outcome``): ``passed`` (the winner meets every policy),
 ``failed`` (a winner, below some ``min_score``), ``rejected`` (every candidate
 vetoed; raised or returned by ``on_all_rejected``), ``error`` (an exception).
+``ra_guard.degraded`` is true when the decision took a fallback other than
+``all_rejected`` (:func:`degraded_fallbacks`): a judge that did not answer and
+was ignored under ``fail_open``, a deadline or a budget. Every fallback is
+counted in ``ra_guard.fallbacks``; alert on its rate, or on degraded decisions.
 
 Example:
     >>> metrics = DecisionMetrics()
@@ -38,10 +43,10 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics
 
 if TYPE_CHECKING:
-    from ra_guard.decision import Decision
+    from ra_guard.decision import Decision, Fallback
     from ra_guard.types import Usage
 
-__all__ = ["DecisionMetrics", "decision_outcome"]
+__all__ = ["DecisionMetrics", "decision_outcome", "degraded_fallbacks"]
 
 _INSTRUMENTATION = "ra_guard"
 # Judge and model calls take from tens of milliseconds to a minute (the GenAI
@@ -62,6 +67,20 @@ def decision_outcome(decision: Decision) -> str:
     if decision.candidates and all(c.vetoed for c in decision.candidates):
         return "rejected"
     return "passed" if decision.passed else "failed"
+
+
+def degraded_fallbacks(decision: Decision) -> list[Fallback]:
+    """The fallbacks that mean a decision was not made as configured (a judge that did not answer,
+    a deadline, a budget): every kind but ``all_rejected``, which is a verdict, not a fault.
+
+    Example:
+        >>> from ra_guard.decision import Candidate, Decision, Fallback
+        >>> d = Decision(chosen_index=0, candidates=[Candidate(index=0, text="hi")],
+        ...              fallbacks=[Fallback(kind="judge_error", policy="concise", reason="refused", action="ignored")])
+        >>> [f.kind for f in degraded_fallbacks(d)]
+        ['judge_error']
+    """
+    return [fallback for fallback in decision.fallbacks if fallback.kind != "all_rejected"]
 
 
 class DecisionMetrics:
@@ -174,10 +193,11 @@ class DecisionMetrics:
 
     def record_decision(self, decision: Decision, *, guard: str, duration_s: float) -> None:
         """A finished decision: outcome, duration, scores, fallbacks and vetoes."""
-        attributes = {
+        attributes: dict[str, str | bool] = {
             "ra_guard.outcome": decision_outcome(decision),
             "ra_guard.strategy": decision.strategy,
             "gen_ai.workflow.name": guard,
+            "ra_guard.degraded": bool(degraded_fallbacks(decision)),
         }
         self._decisions.add(1, attributes)
         self._decision_duration.record(duration_s, attributes)
@@ -188,6 +208,10 @@ class DecisionMetrics:
                     self._scores.record(score.score, {"ra_guard.policy": policy, **source})
                 if score.vetoed:
                     self._vetoes.add(1, {"ra_guard.policy": policy})
+        self.record_fallbacks(decision)
+
+    def record_fallbacks(self, decision: Decision) -> None:
+        """Count each of the decision's fallbacks (``ra_guard.fallbacks``, by kind and policy)."""
         for fallback in decision.fallbacks:
             fallback_attributes: Mapping[str, str] = {"ra_guard.fallback.kind": fallback.kind}
             if fallback.policy:

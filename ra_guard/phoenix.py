@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import httpx
 
 from ra_guard._background import wait_until_drained
-from ra_guard._redact import redact_secrets, truncate
+from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.metrics import decision_outcome
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ def annotations_for(
         [('concise', 'bb', 'pass'), ('ra_guard.choice', 'bb', 'chosen'), ('ra_guard.outcome', 'aa', 'passed')]
     """
     notes: list[dict[str, Any]] = []
+    # Capped, then redacted: an error or a reasoning of any length costs at most max_explanation.
+    why = redact_capped(decision.why, max_explanation)
     for candidate in decision.candidates:
         span_id = spans.candidate_span_ids.get(candidate.index, spans.root_span_id)
         identifier = f"ra-guard:{decision.decision_id}:{candidate.index}"
@@ -85,19 +87,19 @@ def annotations_for(
             "decision_id": decision.decision_id,
             "candidate_index": candidate.index,
             "candidate_source": candidate.source,
-            "response_id": candidate.response_id,
+            "response_id": redact_secrets(candidate.response_id) if candidate.response_id else None,
         }
         for policy, score in candidate.scores.items():
             if score.error is not None:
                 label = "error"
-                explanation = f"not judged: {redact_secrets(score.error)}"
+                explanation = f"not judged: {score.error}"
             else:
                 label = "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
                 explanation = f"candidate {candidate.index}: " + (
                     f"scored {score.score:g}/5" if score.score is not None else "not scored"
                 )
             if include_reasoning and score.reasoning:
-                explanation += f". {redact_secrets(score.reasoning)}"
+                explanation += f". {score.reasoning}"
             notes.append(
                 {
                     "span_id": span_id,
@@ -106,7 +108,7 @@ def annotations_for(
                     "result": {
                         "label": label,
                         "score": score.score,
-                        "explanation": truncate(explanation, max_explanation),
+                        "explanation": redact_capped(explanation, max_explanation),
                     },
                     "metadata": {**metadata, "rank": score.rank},
                     "identifier": identifier,
@@ -122,7 +124,7 @@ def annotations_for(
                 "result": {
                     "label": label,
                     "score": candidate.combined,
-                    "explanation": truncate(redact_secrets(decision.why), max_explanation) if chosen else None,
+                    "explanation": why if chosen else None,
                 },
                 "metadata": metadata,
                 "identifier": identifier,
@@ -137,7 +139,7 @@ def annotations_for(
             "result": {
                 "label": decision_outcome(decision),
                 "score": chosen_candidate.combined if chosen_candidate is not None else None,
-                "explanation": truncate(redact_secrets(decision.why), max_explanation),
+                "explanation": why,
             },
             "metadata": {"decision_id": decision.decision_id, "chosen_index": decision.chosen_index},
             "identifier": f"ra-guard:{decision.decision_id}",

@@ -48,10 +48,10 @@ from ra_guard._redact import (
     Redactor,
     capture_content_from_env,
     messages_json,
+    redact_capped,
     redact_name,
-    redact_secrets,
 )
-from ra_guard.metrics import DecisionMetrics, decision_outcome
+from ra_guard.metrics import DecisionMetrics, decision_outcome, degraded_fallbacks
 from ra_guard.types import Usage
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ _INSTRUMENTATION = "ra_guard"
 # OpenInference span kinds, so that Phoenix shows each span for what it is.
 _KIND = "openinference.span.kind"
 _EVALUATION_EVENT = "gen_ai.evaluation.result"
+# Characters kept of an exception message and of a stack trace on a span (capped, then redacted).
+_MAX_MESSAGE = 4096
+_MAX_STACKTRACE = 16384
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ class _DecisionState:
     # attempt -> (sampling span, the time its call ended); the span is ended with
     # that time once the evaluation events of its candidates have been added.
     sampling: dict[int, tuple[Span, int]] = field(default_factory=dict)
+    # Captured text -> its cleaned form: a candidate is recorded on its sampling span, in each
+    # judge call and as the output, but redacted once per decision.
+    cleaned: dict[str, str] = field(default_factory=dict)
 
 
 _decision_state: ContextVar[_DecisionState | None] = ContextVar("ra_guard_decision", default=None)
@@ -162,7 +168,7 @@ def record_retry(error: BaseException | None = None, *, attempt: int | None = No
             attributes["ra_guard.attempt"] = attempt
         if error is not None:
             attributes["error.type"] = type(error).__name__
-            attributes["exception.message"] = redact_secrets(str(error))
+            attributes["exception.message"] = redact_capped(str(error), _MAX_MESSAGE)
         span.add_event("ra_guard.retry", attributes)
 
 
@@ -215,6 +221,16 @@ class DecisionTracer:
         self._content = ContentFilter(redact=redact, max_length=max_content_length)
         self.listeners = tuple(listeners)
 
+    def _clean(self, text: str) -> str:
+        """``text`` through the content filter, once per decision (memoised on the decision's state)."""
+        state = _decision_state.get()
+        if state is None:
+            return self._content(text)
+        cleaned = state.cleaned.get(text)
+        if cleaned is None:
+            cleaned = state.cleaned[text] = self._content(text)
+        return cleaned
+
     # -- the decision -----------------------------------------------------
 
     @contextmanager
@@ -239,15 +255,15 @@ class DecisionTracer:
         }
         span = self._tracer.start_span(f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes)
         recording = span.is_recording()
-        if recording and self.capture_content and messages:
-            span.set_attribute("gen_ai.input.messages", messages_json(messages, self._content))
-            span.set_attribute("input.value", self._content(messages[-1]["content"]))
-            span.set_attribute("input.mime_type", "text/plain")
         state = _DecisionState(
             root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter()
         )
         token = _decision_state.set(state)
         try:
+            if recording and self.capture_content and messages:
+                span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
+                span.set_attribute("input.value", self._clean(messages[-1]["content"]))
+                span.set_attribute("input.mime_type", "text/plain")
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 yield span
         except BaseException as exc:
@@ -304,7 +320,7 @@ class DecisionTracer:
             attributes["gen_ai.request.temperature"] = temperature
         span = self._tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
         if self.capture_content and messages and span.is_recording():
-            span.set_attribute("gen_ai.input.messages", messages_json(messages, self._content))
+            span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
         call = _CallState()
         started = time.perf_counter()
         try:
@@ -362,7 +378,7 @@ class DecisionTracer:
             output = [
                 {
                     "role": "assistant",
-                    "parts": [{"type": "text", "content": self._content(s.text)}],
+                    "parts": [{"type": "text", "content": self._clean(s.text)}],
                     "finish_reason": s.finish_reason or "unknown",
                 }
                 for s in samples
@@ -406,11 +422,10 @@ class DecisionTracer:
         if recording and self.capture_content and request is not None:
             span.set_attribute(
                 "gen_ai.system_instructions",
-                json.dumps([{"type": "text", "content": self._content(request.principle)}], ensure_ascii=False),
+                json.dumps([{"type": "text", "content": self._clean(request.principle)}], ensure_ascii=False),
             )
-            parts = [{"type": "text", "content": self._content(request.prompt)}] + [
-                {"type": "text", "content": f"[{name}] {self._content(text)}"}
-                for name, text in request.responses.items()
+            parts = [{"type": "text", "content": self._clean(request.prompt)}] + [
+                {"type": "text", "content": f"[{name}] {self._clean(text)}"} for name, text in request.responses.items()
             ]
             span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "parts": parts}]))
         call = _CallState()
@@ -449,13 +464,13 @@ class DecisionTracer:
         for name, score in verdict.scores.items():
             span.set_attribute(f"ra_guard.score.{name}", score)
         if verdict.repairs:
-            span.set_attribute("ra_guard.judge.repairs", [redact_secrets(r) for r in verdict.repairs])
+            span.set_attribute("ra_guard.judge.repairs", [redact_capped(r, _MAX_MESSAGE) for r in verdict.repairs])
         if self.capture_content:
             parts: list[dict[str, str]] = []
             if verdict.reasoning:
-                parts.append({"type": "reasoning", "content": self._content(verdict.reasoning)})
+                parts.append({"type": "reasoning", "content": self._clean(verdict.reasoning)})
             text = verdict.raw_text or json.dumps({"scores": verdict.scores, "ranking": verdict.ranking})
-            parts.append({"type": "text", "content": self._content(text)})
+            parts.append({"type": "text", "content": self._clean(text)})
             output = [{"role": "assistant", "parts": parts, "finish_reason": "stop"}]
             span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
 
@@ -468,8 +483,11 @@ class DecisionTracer:
             call.error_type = type(error).__name__
         if not span.is_recording():
             return
-        message = redact_secrets(str(error))
-        stacktrace = redact_secrets("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        # Capped before redaction: a judge's 40 KB error body must not hold the event loop.
+        message = redact_capped(str(error), _MAX_MESSAGE)
+        stacktrace = redact_capped(
+            "".join(traceback.format_exception(type(error), error, error.__traceback__)), _MAX_STACKTRACE
+        )
         span.add_event(
             "exception",
             {
@@ -503,10 +521,17 @@ class DecisionTracer:
         span.set_attribute("ra_guard.decision.judge_calls", decision.judge_calls)
         if chosen is not None and chosen.combined is not None:
             span.set_attribute("ra_guard.decision.combined_score", chosen.combined)
+        degraded = degraded_fallbacks(decision)
+        span.set_attribute("ra_guard.decision.degraded", bool(degraded))
+        if degraded:
+            span.set_attribute(
+                "ra_guard.decision.degraded_reasons",
+                [redact_capped(f"{f.kind}: {f.policy or '-'}: {f.reason}", _MAX_MESSAGE) for f in degraded],
+            )
         if decision.fallbacks:
             span.set_attribute(
                 "ra_guard.decision.fallbacks",
-                [redact_secrets(f"{f.kind}: {f.reason}") for f in decision.fallbacks],
+                [redact_capped(f"{f.kind}: {f.reason}", _MAX_MESSAGE) for f in decision.fallbacks],
             )
             span.set_attribute("ra_guard.decision.fallback_kinds", sorted({f.kind for f in decision.fallbacks}))
         vetoes = decision.vetoes
@@ -516,9 +541,9 @@ class DecisionTracer:
             )
             span.set_attribute("ra_guard.decision.vetoed_indexes", sorted({i for idx in vetoes.values() for i in idx}))
         if self.capture_content and chosen is not None:
-            span.set_attribute("output.value", self._content(chosen.text))
+            span.set_attribute("output.value", self._clean(chosen.text))
             span.set_attribute("output.mime_type", "text/plain")
-            output = [{"role": "assistant", "parts": [{"type": "text", "content": self._content(chosen.text)}]}]
+            output = [{"role": "assistant", "parts": [{"type": "text", "content": self._clean(chosen.text)}]}]
             span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
         span_ids = self._add_evaluations(span, state, decision)
         if self.listeners:
@@ -549,7 +574,7 @@ class DecisionTracer:
             choice: dict[str, Any] = {
                 "gen_ai.evaluation.name": "ra_guard.choice",
                 "gen_ai.evaluation.score.label": label,
-                "gen_ai.evaluation.explanation": redact_secrets(decision.why)
+                "gen_ai.evaluation.explanation": redact_capped(decision.why, _MAX_MESSAGE)
                 if candidate.index == decision.chosen_index
                 else f"candidate {candidate.index} was {label.replace('_', ' ')}",
                 "gen_ai.response.id": response_id,
@@ -570,7 +595,7 @@ class DecisionTracer:
         if score.error is not None:
             label = "error"
             attributes["error.type"] = "JudgeError"
-            explanation = f"not judged: {redact_secrets(score.error)}"
+            explanation = f"not judged: {redact_capped(score.error, _MAX_MESSAGE)}"
         else:
             label = "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
             explanation = f"scored {score.score:g}/5" if score.score is not None else "not scored"
@@ -582,7 +607,7 @@ class DecisionTracer:
             attributes["gen_ai.evaluation.score.value"] = score.score
         attributes["gen_ai.evaluation.score.label"] = label
         if self.capture_content and score.reasoning:
-            explanation += f". {self._content(score.reasoning)}"
+            explanation += f". {self._clean(score.reasoning)}"
         attributes["gen_ai.evaluation.explanation"] = explanation
         return attributes
 

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from ra_guard import Policy, PolicyError, PolicyKind, list_policies, load_policy, policy_json_schema
+from ra_guard.policy import MAX_POLICY_BYTES, MAX_WEIGHT
 
 VALID = """\
 name: cites-sources
@@ -155,3 +156,98 @@ def test_command_line_schema_and_validate(tmp_path: Path, capsys: pytest.Capture
     assert main(["validate", str(good), str(bad)]) == 1
     captured = capsys.readouterr()
     assert "ok  " in captured.out and "bad.yaml: field principle: is required" in captured.err
+
+
+# --- files that are not what they claim, and numbers YAML makes of words ------------------------
+
+
+def test_non_utf8_bytes_name_the_file_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    data = "name: x\nprinciple: Soyez poli, s'il vous plaît.\n".encode("latin-1")
+    path.write_bytes(data)
+    with pytest.raises(PolicyError, match="save it as UTF-8") as info:
+        load_policy(path)
+    assert info.value.file == str(path)
+    offset = data.index("î".encode("latin-1"))
+    assert f"byte {offset} is 0xee" in str(info.value)
+
+
+def test_utf16_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.yaml"
+    path.write_bytes(VALID.encode("utf-16"))
+    with pytest.raises(PolicyError, match=r"UTF-16.*save it as UTF-8") as info:
+        load_policy(path)
+    assert info.value.file == str(path)
+
+
+def test_utf8_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(VALID.encode("utf-8-sig"))
+    assert load_policy(path).name == "cites-sources"
+
+
+def test_a_device_is_refused_without_reading_it() -> None:
+    with pytest.raises(PolicyError, match="not a regular file") as info:
+        load_policy(Path("/dev/zero"))
+    assert info.value.file == "/dev/zero"
+
+
+def test_a_huge_file_is_refused_after_reading_only_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"name: x\nprinciple: " + b"a" * (50 * 1024 * 1024) + b"\n")
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object) -> object:
+        handle = real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+        real_read = handle.read
+
+        def read(size: int = -1) -> bytes:
+            data = real_read(size)
+            reads.append(len(data))
+            return data  # type: ignore[no-any-return]
+
+        handle.read = read
+        return handle
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    with pytest.raises(PolicyError, match="larger than 1048576 bytes") as info:
+        load_policy(path)
+    assert info.value.file == str(path)
+    assert sum(reads) <= MAX_POLICY_BYTES + 1
+
+
+def test_huge_yaml_text_is_refused() -> None:
+    with pytest.raises(PolicyError, match="at most"):
+        Policy.from_yaml("name: x\nprinciple: " + "a" * (MAX_POLICY_BYTES + 1))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("weight", ".inf"),
+        ("weight", "-.inf"),
+        ("weight", ".nan"),
+        ("weight", "1e308"),
+        ("weight", "true"),
+        ("weight", "'2'"),
+        ("weight", "1" + "0" * 400),
+        ("min_score", "true"),
+        ("min_score", ".nan"),
+        ("min_score", "'4'"),
+    ],
+)
+def test_numbers_must_be_finite_bounded_real_numbers(tmp_path: Path, field: str, value: str) -> None:
+    path = write(tmp_path, f"name: x\nprinciple: Be kind.\n{field}: {value}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert info.value.field == field
+    assert info.value.file == str(path)
+    with pytest.raises(PolicyError):
+        Policy.from_dict({"name": "x", "principle": "p", field: True})
+
+
+def test_ordinary_numbers_still_load() -> None:
+    policy = Policy.from_yaml("name: x\nprinciple: p\nweight: 2\nmin_score: 3.5\n")
+    assert policy.weight == 2.0 and policy.min_score == 3.5
+    assert Policy.from_yaml("name: x\nprinciple: p\nweight: 1000\n").weight == MAX_WEIGHT

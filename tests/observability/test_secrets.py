@@ -25,6 +25,11 @@ from .conftest import Pipeline
 
 KEY = "sk-test-PLANTEDkey1234567890abcdef"
 OTHER_KEY = "AKIAPLANTED123456789"  # an AWS-shaped access key id (20 chars)
+PASSWORD = "hunter2PLANTEDpassword"  # in a URL's userinfo
+SIGNATURE = "PLANTEDsig0123456789xyz"  # in a URL's key-like query parameters
+JUDGE_URL = f"http://bob:{PASSWORD}@127.0.0.1:9/v1"
+SIGNED_URL = f"https://bucket.example/o?alt=json&key={SIGNATURE}&sig={SIGNATURE}&token={SIGNATURE}"
+SECRETS = (KEY, OTHER_KEY, PASSWORD, SIGNATURE)
 
 
 class _Unauthorized(BaseHTTPRequestHandler):
@@ -52,7 +57,7 @@ class KeyedSampler(FunctionSampler):
     """A sampler configured the way real ones are: a key and a URL carrying it."""
 
     def __init__(self, fn: object) -> None:
-        super().__init__(fn, name=f"openai-compat:http://127.0.0.1:9/v1?api_key={KEY}")  # type: ignore[arg-type]
+        super().__init__(fn, name=f"openai-compat:http://127.0.0.1:9/v1?api_key={KEY}&signature={SIGNATURE}")  # type: ignore[arg-type]
         self.api_key = KEY
         self.headers = {"Authorization": f"Bearer {KEY}"}
 
@@ -70,20 +75,23 @@ def test_planted_key_never_leaves(
                     f"{unauthorized_server}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, json={}
                 ).raise_for_status()
             except httpx.HTTPStatusError as exc:
-                raise JudgeError(f"{exc}; request headers: {dict(exc.request.headers)}", judge="ra") from exc
+                raise JudgeError(
+                    f"{exc}; request headers: {dict(exc.request.headers)}; via {JUDGE_URL} and {SIGNED_URL}",
+                    judge=f"openai-compat:{JUDGE_URL}",
+                ) from exc
         return Verdict(
             scores={n: 4.0 for n in request.names},
             ranking=request.names,
-            reasoning=f"The answer repeats the user's key {KEY} and {OTHER_KEY}.",
-            raw_text=f"<think>key {KEY}</think>",
+            reasoning=f"The answer repeats the user's key {KEY} and {OTHER_KEY}, and {JUDGE_URL}.",
+            raw_text=f"<think>key {KEY} at {SIGNED_URL}</think>",
         )
 
     def sample(messages: object, i: int) -> str:
         if "fail-sampler" in str(messages):
-            raise ValueError(f"401 from provider: Authorization: Bearer {KEY}; x-api-key: {KEY}")
-        return f"Use api_key={KEY} or {KEY} in the Authorization: Bearer {KEY} header"
+            raise ValueError(f"401 from provider {JUDGE_URL}: Authorization: Bearer {KEY}; x-api-key: {KEY}")
+        return f"Use api_key={KEY} or {KEY} in the Authorization: Bearer {KEY} header, or {SIGNED_URL}"
 
-    judge = FunctionJudge(http_judge, name=f"openai-compat:http://127.0.0.1:9/v1?api_key={KEY}")
+    judge = FunctionJudge(http_judge, name=f"openai-compat:{JUDGE_URL}?api_key={KEY}")
     judge.headers = {"Authorization": f"Bearer {KEY}"}  # type: ignore[attr-defined]
     policies = [Policy(name="helpful", principle="Be helpful.")]
     seen: list[tuple[object, DecisionSpans]] = []
@@ -97,12 +105,14 @@ def test_planted_key_never_leaves(
     )
     audit_path = tmp_path / "audit.jsonl"
     with AuditLog(audit_path, include_text=True) as audit:
-        guard = Guard(policies=policies, judge=judge, tracer=tracer, audit_log=audit, name=f"guard?token={KEY}")
+        guard = Guard(
+            policies=policies, judge=judge, tracer=tracer, audit_log=audit, name=f"guard@{JUDGE_URL}?token={KEY}"
+        )
         sampler = KeyedSampler(sample)
         guard.run(
             [
                 {"role": "system", "content": f"Your key is {KEY}"},
-                {"role": "user", "content": f"my key is {KEY}, Authorization: Bearer {KEY}"},
+                {"role": "user", "content": f"my key is {KEY}, Authorization: Bearer {KEY}, fetch {SIGNED_URL}"},
             ],
             sampler=sampler,
             n=2,
@@ -110,7 +120,7 @@ def test_planted_key_never_leaves(
         guard.run([{"role": "user", "content": f"fail-judge {KEY}"}], sampler=sampler, n=1)
         with pytest.raises(SamplerError):
             guard.run([{"role": "user", "content": "fail-sampler"}], sampler=sampler, n=1)
-        guard.check([{"role": "user", "content": "q"}], f"agent output with {KEY}")
+        guard.check([{"role": "user", "content": "q"}], f"agent output with {KEY} from {JUDGE_URL}")
 
     spans = "\n".join(s.to_json() for s in otel.spans)
     assert "[REDACTED]" in spans  # content was captured, and scrubbed
@@ -128,8 +138,8 @@ def test_planted_key_never_leaves(
         "annotations": notes,
         "logs": logs,
     }.items():
-        assert KEY not in text, where
-        assert OTHER_KEY not in text, where
+        for secret in SECRETS:
+            assert secret not in text, (where, secret)
         assert "Bearer sk-" not in text, where
     assert "401 Unauthorized" in spans and "authorization': '[REDACTED]" in spans  # the HTTP error was recorded
     fallbacks = [r["fallbacks"] for r in map(json.loads, audit_text.splitlines()) if r["fallbacks"]]
