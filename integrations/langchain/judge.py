@@ -45,16 +45,17 @@ class ChatModelJudge(Judge):
     """
 
     def __init__(self, model: BaseChatModel, *, config: RunnableConfig | None = None) -> None:
-        self.model = model
+        self.chat_model = model
+        self.model = model_label(model)
         self.config = config
-        self.name = f"langchain:{model_label(model)}"
+        self.name = f"langchain:{self.model}"
 
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         from ra_guard.judges.parsing import parse_verdict
 
         rendered = render_messages(request)
         try:
-            reply = await self.model.ainvoke(from_chat_messages(rendered.messages), self.config)
+            reply = await self.chat_model.ainvoke(from_chat_messages(rendered.messages), self.config)
         except asyncio.CancelledError:
             raise
         except JudgeError:
@@ -69,4 +70,5 @@ class ChatModelJudge(Judge):
             model=model if isinstance(model, str) else None,
             usage=usage_of(reply),
             judge=self.name,
+            truncated=metadata.get("finish_reason") == "length",
         )

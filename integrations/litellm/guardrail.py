@@ -101,6 +101,8 @@ def _proxy_router() -> Any:
 class _ProxyRouterJudge(Judge):
     """A :class:`RouterJudge` on the proxy's router, found when the first call comes (after config load)."""
 
+    model: str
+
     def __init__(self, model: str) -> None:
         self.model = model
         self.name = f"litellm-proxy:{model}"

@@ -128,12 +128,14 @@ def verdict_from_response(response: Any, rendered: RenderedRequest, *, judge: st
     if isinstance(thinking, str) and thinking and "</think>" not in text:
         text = f"<think>{thinking}</think>{text}"
     answered_by = getattr(response, "model", None)
+    finish = getattr(choices[0], "finish_reason", None) if choices else None
     return parse_verdict(
         text,
         rendered,
         model=answered_by if isinstance(answered_by, str) else model,
         usage=usage_of(response),
         judge=judge,
+        truncated=finish == "length",
     )
 
 

@@ -427,7 +427,11 @@ class OpenAICompatJudge(Judge):
         options = {"temperature": self.temperature, "max_tokens": max_tokens}
         completion = await self._generate(state, model, rendered.messages, options)
         text, usage = self._answer(completion)
-        return parse_verdict(text, rendered, model=completion.model or self.model, usage=usage, judge=self.name)
+        # A generation cut off at max_tokens may end inside thinking that quotes a candidate's JSON.
+        cut_off = bool(completion.choices) and completion.choices[0].finish_reason == "length"
+        return parse_verdict(
+            text, rendered, model=completion.model or self.model, usage=usage, judge=self.name, truncated=cut_off
+        )
 
     async def _digits(self, state: _LoopState, model: str, rendered: RenderedRequest) -> Verdict:
         """``fast``/``hybrid``: force the verdict's JSON and read each score from digit log-probabilities."""

@@ -222,7 +222,13 @@ class RewardAnythingServerJudge(Judge):
         # The server already unmasked the names: check them against the caller's own.
         identity = RenderedRequest(messages=[], masked_to_caller={name: name for name in request.responses})
         try:
-            verdict = parse_verdict(json.dumps(results, ensure_ascii=False), identity, judge=self.name)
+            # The identity rendering holds no messages: name the shown texts so quotes are still caught.
+            verdict = parse_verdict(
+                json.dumps(results, ensure_ascii=False),
+                identity,
+                judge=self.name,
+                candidates=[request.prompt, request.principle, *request.responses.values()],
+            )
         except JudgeOutputError as exc:
             raise JudgeOutputError(exc.reason, str(exc).split("] ", 1)[-1], raw_text=raw_text, judge=self.name) from exc
         thoughts = answer.get("thoughts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -286,3 +287,28 @@ async def test_unavailable_server_is_retried_with_backoff(openai_server: OpenAIS
         await judge.aclose()
     first, second, _third = openai_server.requests  # 503, dropped connection, answer
     assert second.received_at - first.received_at >= 0.04  # the server's Retry-After
+
+
+# -- a generation cut off inside its thinking holds no verdict -----------------
+
+
+@pytest.mark.parametrize("finish_reason", ["length", "stop"])
+async def test_draft_verdict_in_cut_off_thinking_is_not_read(
+    openai_server: OpenAIStubServer, finish_reason: str
+) -> None:
+    from ra_guard.judges.format import render_messages
+
+    masked = list(render_messages(REQUEST).masked_to_caller)
+    scores = {name: 5 if i == 0 else 1 for i, name in enumerate(masked)}
+    draft = json.dumps({"scores": scores, "best-to-worst ranking": masked})
+    # The judge drafted a verdict while thinking and was cut off before closing </think>.
+    openai_server.script(Completion(texts=[f"<think>Perhaps {draft} but first"], finish_reason=finish_reason))
+    judge = _judge(openai_server, mode="reasoning")
+    if finish_reason == "length":
+        with pytest.raises(JudgeOutputError) as caught:
+            await judge.ajudge(REQUEST)
+        assert caught.value.reason == "truncated_thinking"
+    else:  # finished thinking-only output: the reference reads the JSON it holds
+        verdict = await judge.ajudge(REQUEST)
+        assert set(verdict.scores) == set(REQUEST.responses)
+    await judge.aclose()
