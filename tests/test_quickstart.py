@@ -1,4 +1,4 @@
-"""`make demo` (examples/quickstart.py): offline with SmolLM2 sampling and standing in as judge, real backends by environment."""
+"""`make demo`: offline with SmolLM2 (sampler and stand-in judge), and real backends by environment."""
 
 from __future__ import annotations
 
