@@ -120,6 +120,9 @@ def _judge_and_sampler() -> tuple[Judge, Sampler, bool]:
         sampler_for_judge.tokenizer,
         model_name="smollm2-135m-instruct",
         mode="fast",
+        # Each candidate judged at every position and averaged: SmolLM2 scores by position
+        # more than by content (one order picks the winner by position; benchmarks/bench_position.py).
+        permutations=4,
         max_wait_ms=20,
     )
     return judge, sampler, True
