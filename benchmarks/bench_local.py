@@ -10,15 +10,21 @@ inputs and the same ``max_new_tokens``, greedy on both sides:
 - ra-guard ``mode="fast"``: forced-JSON digit scoring (no generation);
 - whole decisions: 32 ``Guard.arun`` decisions concurrently versus one after another.
 
-The models are random-weight Qwen3s built by :mod:`ra_guard.tiny_model`
-(``tiny`` ~0.1M and ``small`` ~20M parameters). Their generations are garbage,
-so every generation runs to ``max_new_tokens`` or an end-of-text token on
-both sides alike, and a judgment counts whether or not its output parses.
+The default model is SmolLM2-135M-Instruct's real weights
+(:func:`ra_guard.smollm2.prepare_smollm2`; a chat model standing in for a
+RewardAnything judge) with realistic candidates of about 100 words
+(``--words``; 0 uses the old 3-12-word answers). ``tiny`` (~0.1M) and ``small``
+(~20M) are random-weight Qwen3s built by :mod:`ra_guard.tiny_model`; their
+generations are garbage. Either way both sides generate greedily from the same
+weights, so they produce the same tokens (the tokens per judgment are printed),
+and a judgment counts whether or not its output parses. Both sides run in this
+process, with the same torch thread count (``--threads``); the machine's load is
+printed before and after, because a loaded machine skews every figure.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_local.py                 # everything (a few minutes on 2 cores)
-    .venv/bin/python benchmarks/bench_local.py --sizes tiny --batch-sizes 8 --requests 16
+    .venv/bin/python benchmarks/bench_local.py --threads 1     # SmolLM2, ~100-word candidates
+    .venv/bin/python benchmarks/bench_local.py --sizes tiny small --words 0 --batch-sizes 8 32
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads collapse on a shared machine
 
 from ra_guard import BestOfN, Guard
 from ra_guard.exceptions import JudgeOutputError
@@ -42,6 +49,12 @@ from ra_guard.judges.local import LocalJudge, Mode
 from ra_guard.testing import FunctionSampler
 from ra_guard.tiny_model import build_tiny_model
 from ra_guard.types import ChatMessage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_position import realistic_requests  # a sibling script
+
+#: The dtype both sides load the model in (``--dtype``).
+DTYPE = ["float32"]
 
 PRINCIPLES = [
     "Answer in as few words as possible.",
@@ -75,7 +88,7 @@ def bench_reference(
     """Best seconds of the reference ``judge_batch`` over ``requests`` (after a warm-up); new tokens per judgment."""
     from rewardanything import local
 
-    model = local.from_pretrained(str(path), device="cpu", torch_dtype="float32")
+    model = local.from_pretrained(str(path), device="cpu", torch_dtype=DTYPE[0])
     tokenizer = model.tokenizer
     kwargs: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
@@ -116,7 +129,13 @@ def bench_ours(
 ) -> tuple[float, float]:
     """Best seconds for ra-guard's judge over ``requests``, and mean completion tokens per judgment."""
     judge = LocalJudge(
-        path, mode=mode, max_new_tokens=max_new_tokens, max_batch_size=batch_size, max_wait_ms=20, device="cpu"
+        path,
+        mode=mode,
+        max_new_tokens=max_new_tokens,
+        max_batch_size=batch_size,
+        max_wait_ms=20,
+        device="cpu",
+        dtype=DTYPE[0],
     )
     asyncio.run(_judge_all(judge, requests[:1]))  # warm-up: prefix cache, first-call overheads
     generated: list[int] = []
@@ -170,7 +189,10 @@ def bench_decisions(path: Path, *, mode: Mode, count: int, max_new_tokens: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=["tiny", "small"])
+    parser.add_argument("--sizes", nargs="+", default=["smollm2"], choices=["smollm2", "tiny", "small"])
+    parser.add_argument("--words", type=int, default=100, help="words per candidate (0: 3-12-word answers)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both sides")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="both sides")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 32])
     parser.add_argument("--requests", type=int, default=32, help="judgments per measurement")
     parser.add_argument("--candidates", type=int, default=4, help="responses per judgment")
@@ -183,15 +205,26 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    requests = make_requests(args.requests, args.candidates)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    DTYPE[0] = args.dtype
+    if args.words:
+        requests = realistic_requests(args.requests, args.candidates, args.words)
+    else:
+        requests = make_requests(args.requests, args.candidates)
     rows: list[dict[str, Any]] = []
+    print(f"load before: {_load()}")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU only; {args.requests} judgments "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, CPU; {args.requests} judgments "
         f"of {args.candidates} candidates, max_new_tokens={args.max_new_tokens}, greedy, best of {args.repeats}"
     )
     print(f"{'model':6} {'batch':>5} {'ref j/s':>14} {'reasoning j/s':>14} {'ratio':>6} {'fast j/s':>9} {'ratio':>7}")
     for size in args.sizes:
-        path = build_tiny_model(args.cache, size=size)
+        path = _model(size, args.cache)
+        if size == "smollm2" or args.words:
+            sample = LocalJudge(path, mode="fast", device="cpu")
+            print(f"{size}: {len(sample.inputs.prepare(requests[0]).ids)} input tokens per judgment", flush=True)
+            sample.close()
         for batch in args.batch_sizes:
             reference, reference_tokens = bench_reference(path, requests, batch, args.max_new_tokens, args.repeats)
             reasoning, tokens = bench_ours(
@@ -249,9 +282,25 @@ def main(argv: list[str] | None = None) -> int:
                     f"one after another {row['sequential_dps']:.2f}/s ({row['speedup']:.1f}x)",
                     flush=True,
                 )
+    print(f"load after: {_load()}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def _model(size: str, cache: Path | None) -> Path:
+    if size == "smollm2":
+        from ra_guard.smollm2 import prepare_smollm2
+
+        return prepare_smollm2(cache, progress=print)
+    return build_tiny_model(cache, size=size)
+
+
+def _load() -> str:
+    """The 1, 5 and 15-minute load averages (what ``uptime`` shows)."""
+    if not hasattr(os, "getloadavg"):
+        return "unknown"
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

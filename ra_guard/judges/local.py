@@ -334,8 +334,8 @@ class LocalJudge(Judge):
                 body = tokens[:-1] if closed or (tokens and tokens[-1] in self._stop_ids) else tokens
                 thoughts[r] = str(self.tokenizer.decode(body, skip_special_tokens=True))
                 pending = [t for t in result.pending[r] if t not in self._stop_ids]
-                forced = ("\n\n" if closed else "\n</think>\n\n") + readers[r].prefix
-                chunk = pending + self.inputs.encode(forced)
+                closing = "\n\n" if closed else "\n</think>\n\n"
+                chunk = pending + self.inputs.encoder.parts([(closing, True), (readers[r].prefix, False)])
                 completions[r] = len(tokens) + len(chunk) - len(pending)
                 chunks.append(chunk)
             logits = engine.extend(state, chunks)

@@ -4,7 +4,8 @@
 ``"transformers:/models/Qwen3-1.7B"``) renders the conversation with the
 tokenizer's chat template and draws the N candidates in one batched
 ``generate`` call (``num_return_sequences=n``), on a worker thread so that the
-event loop keeps running. Token usage is counted: the prompt once (on the
+event loop keeps running. Message text is tokenized apart from the template's
+control tokens, so a message cannot open a turn of its own. Token usage is counted: the prompt once (on the
 first sample), each sample's completion on that sample.
 
 Example:
@@ -25,6 +26,7 @@ from ra_guard.exceptions import ConfigurationError, SamplerError
 from ra_guard.judges._hf import (
     LoadOptions,
     SamplerOutOfMemoryError,
+    TokenEncoder,
     is_out_of_memory,
     load_model_and_tokenizer,
     require,
@@ -90,6 +92,7 @@ class TransformersSampler(Sampler):
         )
         self.model, self.tokenizer = load_model_and_tokenizer(model, options)
         self.model_name = str(model)
+        self.encoder = TokenEncoder(self.tokenizer, model_name=self.model_name)
         self.name = name or f"transformers:{model}"
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
@@ -101,12 +104,11 @@ class TransformersSampler(Sampler):
         self._lock = threading.Lock()
 
     def _prompt_ids(self, messages: Messages) -> list[int]:
-        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
+        kwargs: dict[str, Any] = {"add_generation_prompt": True}
         if self.enable_thinking is not None:
             kwargs["enable_thinking"] = self.enable_thinking
-        text = self.tokenizer.apply_chat_template(list(messages), **kwargs)
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids
+        # Message text is the user's: it must never open a turn of its own (see TokenEncoder).
+        return self.encoder.chat(list(messages), **kwargs)
 
     def _generate(self, messages: Messages, n: int, temperature: float) -> list[Sample]:
         torch = require("torch")

@@ -237,3 +237,14 @@ def test_unknown_or_wrong_settings_fail_before_loading(tmp_path) -> None:
         LocalJudge(missing, mode="quick")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="permutations"):
         LocalJudge(missing, permutations=0)
+
+
+def test_a_candidate_of_escaped_characters_is_shortened_not_refused(tiny_loaded: Any) -> None:
+    """Newlines and quotes cost more tokens inside the JSON input than alone; shortening allows for it."""
+    model, tokenizer = tiny_loaded
+    room = len(LocalJudge.from_model(model, tokenizer, mode="fast").inputs.prepare(SMALL).ids) + 300
+    judge = LocalJudge.from_model(model, tokenizer, mode="fast", context_length=room)
+    request = JudgeRequest(principle="p", prompt="q", responses={"a": 'line "x"\n' * 400, "b": "y"})
+    job = judge.inputs.prepare(request)
+    assert any(note.startswith("input_truncated: a ") for note in job.notes)
+    assert len(job.ids) <= room - judge.inputs.reserved(job.rendered)
