@@ -301,11 +301,16 @@ class LocalJudge(Judge):
             drop_finished=True,
         )
         verdicts: list[Verdict | BaseException] = []
-        for job, tokens in zip(jobs, result.tokens, strict=True):
+        for job, tokens, finish in zip(jobs, result.tokens, result.finish_reasons, strict=True):
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             try:
                 verdict = parse_verdict(
-                    text, job.rendered, model=self.model_name, usage=self._usage(job, len(tokens)), judge=self.name
+                    text,
+                    job.rendered,
+                    model=self.model_name,
+                    usage=self._usage(job, len(tokens)),
+                    judge=self.name,
+                    truncated=finish == "length",  # cut-off thinking holds no verdict
                 )
             except JudgeError as exc:
                 verdicts.append(exc)
