@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ra_guard.decision import Candidate, CandidateSource, Decision, Fallback, PolicyScore, degraded_reasons
+from ra_guard.decision import CandidateSource, Decision, Fallback, degraded_reasons
 from ra_guard.exceptions import (
     AllCandidatesRejected,
     ConfigurationError,
@@ -144,18 +144,18 @@ class _Score:
     error: str | None = None
     repairs: list[str] = field(default_factory=list)
 
-    def frozen(self) -> PolicyScore:
-        # Built by the engine from checked values: no validation needed.
-        return PolicyScore.model_construct(
-            score=self.score,
-            rank=self.rank,
-            passed=self.passed,
-            vetoed=self.vetoed,
-            reasoning=self.reasoning,
-            distribution=self.distribution,
-            error=self.error,
-            repairs=list(self.repairs),
-        )
+    def as_dict(self) -> dict[str, object]:
+        """The :class:`PolicyScore` fields, for one validation of the whole decision at the end."""
+        return {
+            "score": self.score,
+            "rank": self.rank,
+            "passed": self.passed,
+            "vetoed": self.vetoed,
+            "reasoning": self.reasoning,
+            "distribution": self.distribution,
+            "error": self.error,
+            "repairs": self.repairs,
+        }
 
 
 @dataclass(slots=True)
@@ -277,7 +277,7 @@ class DecisionRun:
         return budget.max_judge_calls is None or self._judge_calls < budget.max_judge_calls
 
     def _fallback(self, kind: str, reason: str, action: str, policy: str | None = None) -> None:
-        fallback = Fallback.model_construct(kind=kind, policy=policy, reason=reason, action=action)
+        fallback = Fallback(kind=kind, policy=policy, reason=reason, action=action)
         self._fallbacks.append(fallback)
         FALLBACK_LOG.warn(fallback, guard=self.guard.name)
 
@@ -459,7 +459,9 @@ class DecisionRun:
             model=getattr(judge, "model", None),
         ) as span:
             try:
-                verdict = await asyncio.wait_for(judge.ajudge(request), self._remaining())
+                remaining = self._remaining()
+                call = judge.ajudge(request)
+                verdict = await (call if remaining is None else asyncio.wait_for(call, remaining))
             except asyncio.TimeoutError:
                 self._deadline_hit = True
                 error: JudgeError = JudgeTimeoutError("the decision's deadline passed", judge=judge.name)
@@ -579,21 +581,7 @@ class DecisionRun:
     def finish(self, *, strategy: str, started: float, trace_id: str | None) -> Decision:
         """Freeze the run into a :class:`Decision` (raises if every candidate is vetoed)."""
         guard = self.guard
-        candidates = [
-            Candidate.model_construct(
-                index=e.index,
-                text=e.sample.text,
-                source=e.source,
-                attempt=e.attempt,
-                finish_reason=e.sample.finish_reason,
-                usage=e.sample.usage,
-                response_id=e.sample.response_id,
-                scores={name: s.frozen() for name, s in e.scores.items()},
-                combined=e.combined,
-                duplicate_of=e.duplicate_of,
-            )
-            for e in self._entries
-        ]
+        entries = self._entries
         allowed = self.best()
         rejected = allowed is None
         best = self.best(include_vetoed=True) if allowed is None else allowed
@@ -603,40 +591,59 @@ class DecisionRun:
                 "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
             )
         reasons = degraded_reasons(self._fallbacks)
-        sampling = Usage.model_construct(
-            prompt_tokens=sum(e.sample.usage.prompt_tokens for e in self._entries if e.source == "sampled"),
-            completion_tokens=sum(e.sample.usage.completion_tokens for e in self._entries if e.source == "sampled"),
-        )
-        decision = Decision(
-            chosen_index=best,
-            candidates=candidates,
-            policies=list(self._by_name),
-            strategy=strategy,
-            attempts=max(1, self._attempts),
-            passed=not rejected and self.passes(best),
-            fallbacks=list(self._fallbacks),
-            degraded=bool(reasons),
-            degraded_reasons=reasons,
-            notes=list(self._notes),
-            why=self._why(best, candidates, reasons),
-            sampling_usage=sampling,
-            judge_usage=self._judge_usage,
-            judge_calls=self._judge_calls,
-            latency_s=time.perf_counter() - started,
-            trace_id=trace_id,
+        sampled = [e.sample.usage for e in entries if e.source == "sampled"]
+        # One validation of plain data for the whole decision: pydantic-core builds the nested
+        # models in one pass, several times faster than a constructor call per candidate and score.
+        decision = Decision.model_validate(
+            {
+                "chosen_index": best,
+                "candidates": [
+                    {
+                        "index": e.index,
+                        "text": e.sample.text,
+                        "source": e.source,
+                        "attempt": e.attempt,
+                        "finish_reason": e.sample.finish_reason,
+                        "usage": e.sample.usage,
+                        "response_id": e.sample.response_id,
+                        "scores": {name: score.as_dict() for name, score in e.scores.items()},
+                        "combined": e.combined,
+                        "duplicate_of": e.duplicate_of,
+                    }
+                    for e in entries
+                ],
+                "policies": list(self._by_name),
+                "strategy": strategy,
+                "attempts": max(1, self._attempts),
+                "passed": not rejected and self.passes(best),
+                "fallbacks": self._fallbacks,
+                "degraded": bool(reasons),
+                "degraded_reasons": reasons,
+                "notes": self._notes,
+                "why": self._why(best, reasons),
+                "sampling_usage": {
+                    "prompt_tokens": sum(u.prompt_tokens for u in sampled),
+                    "completion_tokens": sum(u.completion_tokens for u in sampled),
+                },
+                "judge_usage": self._judge_usage,
+                "judge_calls": self._judge_calls,
+                "latency_s": time.perf_counter() - started,
+                "trace_id": trace_id,
+            }
         )
         if rejected and guard.on_all_rejected == "raise":
             vetoes = "; ".join(f"{name} vetoed {idx}" for name, idx in decision.vetoes.items())
             raise AllCandidatesRejected(
-                f"all {len(candidates)} candidates were vetoed ({vetoes}); inspect err.decision, "
+                f"all {len(entries)} candidates were vetoed ({vetoes}); inspect err.decision, "
                 "or pass on_all_rejected='return_best' to get the best of them anyway",
                 decision=decision,
             )
         return decision
 
-    def _why(self, best: int, candidates: Sequence[Candidate], reasons: Sequence[str]) -> str:
-        chosen = candidates[best]
-        if len(candidates) == 1:
+    def _why(self, best: int, reasons: Sequence[str]) -> str:
+        entries = self._entries
+        chosen = entries[best]
+        if len(entries) == 1:
             head = f"candidate {best} was the only candidate"
         elif chosen.combined is None:
             head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
@@ -644,13 +651,13 @@ class DecisionRun:
             head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
         parts = ", ".join(f"{name} {s.score:.3g}" for name, s in chosen.scores.items() if s.score is not None)
         why = head + (f" ({parts})" if parts else "")
-        vetoed = [c.index for c in candidates if c.vetoed]
+        vetoed = [e.index for e in entries if e.vetoed]
         if vetoed:
             why += f"; vetoed: {vetoed}"
         copies: dict[int, list[int]] = {}
-        for c in candidates:
-            if c.duplicate_of is not None:
-                copies.setdefault(c.duplicate_of, []).append(c.index)
+        for e in entries:
+            if e.duplicate_of is not None:
+                copies.setdefault(e.duplicate_of, []).append(e.index)
         for first, same in copies.items():
             why += f"; candidates {', '.join(map(str, same))} repeat candidate {first}'s text (judged once)"
         if reasons:

@@ -347,7 +347,7 @@ class Guard:
         texts = checked_candidates(candidates)
 
         async def body(run: DecisionRun) -> None:
-            samples = [Sample.model_construct(text=t) for t in texts]
+            samples = [Sample(text=t) for t in texts]
             await run.judge(run.add(samples, source="given", attempt=1))
 
         return await self._decide(prompt, strategy_name="rerank", sampler=None, n=None, body=body)

@@ -72,5 +72,4 @@ class FunctionJudge(Judge):
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
         ranking = sorted(request.names, key=lambda n: -scores[n])
-        # Floats keyed by the request's names are valid already: skip validation per call.
-        return Verdict.model_construct(scores=scores, ranking=ranking, model=self.name)
+        return Verdict(scores=scores, ranking=ranking, model=self.name)

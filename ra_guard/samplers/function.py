@@ -58,8 +58,7 @@ class FunctionSampler(Sampler):
                 f"{self.name}: sampling function returned {'None' if result is None else type(result).__name__} "
                 f"for sample {i}; return the answer as a str or a Sample"
             )
-        # A str is already valid: skip validation on this per-candidate path.
-        return Sample.model_construct(text=result, finish_reason="stop")
+        return Sample(text=result, finish_reason="stop")
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return list(await asyncio.gather(*(self._one(messages, i) for i in range(n))))
