@@ -19,15 +19,16 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["background_loop", "run_sync"]
+__all__ = ["background_loop", "close_on_background_loop", "run_sync"]
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -84,3 +85,27 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except BaseException:
         future.cancel()  # Ctrl-C (or any interruption) stops the work, not just the wait
         raise
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+def close_on_background_loop(*resources: _Closable) -> None:
+    """Schedule ``aclose()`` of each resource on the shared loop, without waiting (for finalizers).
+
+    Resources that pool connections per loop keep the shared loop's pool open
+    until closed; a finalizer calls this so that a dropped owner does not leave
+    sockets for the garbage collector. Does nothing when the loop was never started.
+    """
+    loop = _loop
+    if loop is None or _pid != os.getpid() or loop.is_closed() or not loop.is_running():
+        return
+
+    async def close_all() -> None:
+        for resource in resources:
+            with contextlib.suppress(Exception):  # a finalizer has no caller to report to
+                await resource.aclose()
+
+    with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile (interpreter exit)
+        asyncio.run_coroutine_threadsafe(close_all(), loop)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from opentelemetry.trace import Span
 
 from ra_guard._inputs import checked_candidates, checked_n, checked_output, conversation
-from ra_guard._sync import run_sync
+from ra_guard._sync import close_on_background_loop, run_sync
 from ra_guard.decision import Decision
 from ra_guard.engine import DecisionRun
 from ra_guard.exceptions import AllCandidatesRejected, ConfigurationError, InputError
@@ -175,6 +176,14 @@ class Guard:
         self.judge: Judge = resolve_judge(judge)
         self.strategy: Strategy = resolve_strategy(strategy)
         self.sampler: Sampler | None = resolve_sampler(sampler) if sampler is not None else None
+        # A judge or sampler built here from a spec string belongs to this guard: if the guard is
+        # dropped without close(), its connections on the shared sync loop are closed for it.
+        # Instances passed in belong to the caller (they may serve other guards): never closed here.
+        owned: list[Judge | Sampler] = [self.judge] if isinstance(judge, str) else []
+        if isinstance(sampler, str) and self.sampler is not None:
+            owned.append(self.sampler)
+        if owned:
+            weakref.finalize(self, close_on_background_loop, *owned)
         self.budget = budget or Budget()
         self.on_all_rejected: OnAllRejected = on_all_rejected
         self.name = name

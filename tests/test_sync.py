@@ -85,3 +85,28 @@ def test_guard_closes_with_with_and_async_with() -> None:
 
     asyncio.run(use())
     assert closed == ["judge", "judge"]
+
+
+def test_a_dropped_guard_closes_the_judge_it_built_on_the_shared_loop(openai_server: OpenAIStubServer) -> None:
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{openai_server.base_url}")
+    assert not guard.rerank("q", ["Paris. score=4"]).degraded
+    assert openai_server.open_connections >= 1
+    del guard
+    gc.collect()
+    assert openai_server.wait_connections_closed()
+
+
+def test_a_judge_passed_in_is_left_to_its_owner() -> None:
+    closed: list[str] = []
+
+    class Closing(FunctionJudge):
+        async def aclose(self) -> None:
+            closed.append("judge")
+
+    judge = Closing(lambda r: dict.fromkeys(r.responses, 3.0))
+    guard = Guard(policies=[POLICY], judge=judge)
+    guard.rerank("q", ["a"])
+    del guard
+    gc.collect()
+    run_sync(asyncio.sleep(0))  # let anything scheduled on the shared loop run
+    assert closed == []
