@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from ra_guard._redact import redact_secrets
 from ra_guard.types import Usage
 
 __all__ = ["Candidate", "Decision", "Fallback", "PolicyScore", "degraded_reasons"]
@@ -139,7 +140,7 @@ class Decision(BaseModel):
             fallback other than ``all_rejected`` (a judge that did not answer under
             ``fail_open``, a deadline, a budget). A degraded decision may say
             ``passed=True`` about a policy nobody judged.
-        degraded_reasons: One line per such fallback, ``"kind: [policy: ]reason"``.
+        degraded_reasons: One line per such fallback, ``"kind: [policy: ]reason"``, keys redacted.
         notes: Things worth knowing that changed nothing (content parts the judge
             could not read, repairs a judge applied, duplicate texts judged once).
         why: A sentence on why the winner won.
