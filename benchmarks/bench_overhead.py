@@ -13,6 +13,10 @@ functions, tracing through the default (no-op) tracer provider. The figure is
 ``time.process_time`` per decision; the ratio is ra-guard / floor. Target:
 within 2.5x at N=4 and N=32, and per-candidate cost flat (linear) up to N=1,024.
 
+A second table times best-of-8 with a *sync* sampling function that blocks
+50 ms (wall time; ideal ~50 ms: the eight calls run in worker threads side by
+side, where they once ran one after another on the event loop, ~400 ms).
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_overhead.py
@@ -114,6 +118,24 @@ def main() -> None:
         floor = cpu_per_call(floor_decision, n, count)
         guarded = cpu_per_call(ours, n, count)
         print(f"{n:>6} {floor * 1e6:>10.0f} {guarded * 1e6:>12.0f} {guarded / floor:>7.2f} {guarded * 1e6 / n:>17.1f}")
+    wall = sync_function_wall()
+    print(f"best-of-8, sync function blocking 50 ms: {wall * 1e3:.0f} ms per decision ({wall / 0.05:.1f}x the 50 ms)")
+
+
+def sync_function_wall(n: int = 8, block_s: float = 0.05, repeats: int = 5) -> float:
+    """Wall seconds of one best-of-``n`` decision whose sync sampling function blocks ``block_s``."""
+
+    def blocking(messages: Any, i: int) -> str:
+        time.sleep(block_s)
+        return f"answer {i}"
+
+    guard = Guard(policies=POLICIES, judge=FunctionJudge(score_fn))
+    sampler = FunctionSampler(blocking)
+    guard.run(MESSAGES, sampler=sampler, n=n)  # warm: threads started, loop running
+    start = time.perf_counter()
+    for _ in range(repeats):
+        guard.run(MESSAGES, sampler=sampler, n=n)
+    return (time.perf_counter() - start) / repeats
 
 
 if __name__ == "__main__":

@@ -120,7 +120,10 @@ def degraded_reasons(fallbacks: list[Fallback]) -> list[str]:
         >>> degraded_reasons([Fallback(kind="judge_error", policy="brief", reason="HTTP 404", action="ignored")])
         ['judge_error: brief: HTTP 404']
     """
-    return [f"{f.kind}: {f.policy + ': ' if f.policy else ''}{f.reason}" for f in fallbacks if f.kind != "all_rejected"]
+    lines = (
+        f"{f.kind}: {f.policy + ': ' if f.policy else ''}{f.reason}" for f in fallbacks if f.kind != "all_rejected"
+    )
+    return [redact_secrets(line) for line in lines]  # reasons quote errors, which may quote keys
 
 
 class Decision(BaseModel):
