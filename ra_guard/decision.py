@@ -17,11 +17,12 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from ra_guard._redact import redact_secrets
 from ra_guard.types import Usage
 
-__all__ = ["Candidate", "Decision", "Fallback", "PolicyScore"]
+__all__ = ["Candidate", "Decision", "Fallback", "PolicyScore", "degraded_reasons"]
 
 CandidateSource = Literal["sampled", "original", "given"]
 
@@ -38,6 +39,9 @@ class PolicyScore(BaseModel):
         reasoning: The judge's reasoning for the call that scored it.
         distribution: Probabilities of scores 1..5 where the judge mode gives them.
         error: The judge error, where the call failed.
+        repairs: Repairs the judge applied to reach this verdict (``"code: detail"``,
+            e.g. a fast-mode answer whose digit mass was too low, re-read by
+            parsing). A note, not a fallback: the score stands.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -49,6 +53,7 @@ class PolicyScore(BaseModel):
     reasoning: str = ""
     distribution: list[float] | None = None
     error: str | None = None
+    repairs: list[str] = Field(default_factory=list)
 
 
 class Candidate(BaseModel):
@@ -64,6 +69,9 @@ class Candidate(BaseModel):
         response_id: The provider's response id, where known.
         scores: Per policy name, its :class:`PolicyScore`.
         combined: The combined soft score used for ranking (``None`` if not judged).
+        duplicate_of: Where this text repeats, character for character, a candidate
+            judged in the same judge call: that candidate's index. The judge saw
+            the text once and both share its scores; ``None`` otherwise.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,6 +85,7 @@ class Candidate(BaseModel):
     response_id: str | None = None
     scores: dict[str, PolicyScore] = Field(default_factory=dict)
     combined: float | None = None
+    duplicate_of: int | None = None
 
     @property
     def vetoed(self) -> bool:
@@ -88,7 +97,9 @@ class Fallback(BaseModel):
     """Something that did not go as planned, and what the guard did instead.
 
     Attributes:
-        kind: ``judge_error``, ``deadline``, ``budget`` or ``fail_open``.
+        kind: ``judge_error`` (the judge failed or its verdict was unusable),
+            ``deadline``, ``budget`` or ``all_rejected`` (every candidate was vetoed
+            and ``on_all_rejected="return_best"`` returned one anyway).
         policy: The policy concerned, if any.
         reason: What happened, in words.
         action: What the guard did (``ignored policy``, ``vetoed all``, ``kept best so far``...).
@@ -102,6 +113,19 @@ class Fallback(BaseModel):
     action: str
 
 
+def degraded_reasons(fallbacks: list[Fallback]) -> list[str]:
+    """The fallbacks that make a decision degraded (every kind but ``all_rejected``), one line each.
+
+    Example:
+        >>> degraded_reasons([Fallback(kind="judge_error", policy="brief", reason="HTTP 404", action="ignored")])
+        ['judge_error: brief: HTTP 404']
+    """
+    lines = (
+        f"{f.kind}: {f.policy + ': ' if f.policy else ''}{f.reason}" for f in fallbacks if f.kind != "all_rejected"
+    )
+    return [redact_secrets(line) for line in lines]  # reasons quote errors, which may quote keys
+
+
 class Decision(BaseModel):
     """The outcome of one guarded call.
 
@@ -113,9 +137,19 @@ class Decision(BaseModel):
         strategy: ``best_of_n``, ``retry_with_feedback``, ``check`` or ``rerank``.
         attempts: How many sampling rounds ran.
         passed: Whether the winner meets every policy's ``min_score``.
-        fallbacks: What fell back and why.
+        fallbacks: What fell back and why (each one is also logged as a WARNING
+            on the ``ra_guard`` logger, rate-limited).
+        degraded: Whether the decision was made with less than was asked for: any
+            fallback other than ``all_rejected`` (a judge that did not answer under
+            ``fail_open``, a deadline, a budget). A degraded decision may say
+            ``passed=True`` about a policy nobody judged.
+        degraded_reasons: One line per such fallback, ``"kind: [policy: ]reason"``, keys redacted.
+        notes: Things worth knowing that changed nothing (content parts the judge
+            could not read, repairs a judge applied, duplicate texts judged once).
         why: A sentence on why the winner won.
-        usage: Tokens for sampling and for judging.
+        sampling_usage: Tokens spent producing the sampled candidates (all of them).
+        judge_usage: Tokens spent by every judge call.
+        total_usage: ``sampling_usage + judge_usage``, the decision's whole spend.
         judge_calls: Judge calls made.
         latency_s: Wall time of the decision, seconds.
         trace_id: The OpenTelemetry trace id (hex), where a trace was recorded.
@@ -131,12 +165,21 @@ class Decision(BaseModel):
     attempts: int = 1
     passed: bool = True
     fallbacks: list[Fallback] = Field(default_factory=list)
+    degraded: bool = False
+    degraded_reasons: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     why: str = ""
     sampling_usage: Usage = Usage()
     judge_usage: Usage = Usage()
     judge_calls: int = 0
     latency_s: float = 0.0
     trace_id: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_usage(self) -> Usage:
+        """Tokens spent by the whole decision: every candidate sampled and every judge call."""
+        return self.sampling_usage + self.judge_usage
 
     @property
     def chosen(self) -> Candidate:

@@ -6,6 +6,7 @@ runtime failures (a judge or a model misbehaved)::
 
     RaGuardError
     ├── ConfigurationError            usage: fix the call, the file or the install
+    │   ├── InputError                an argument to a guard call is malformed (names the argument)
     │   ├── PolicyError               a policy file is wrong (file, field, allowed)
     │   ├── UnknownBackendError       a judge/sampler string names nothing known
     │   ├── MissingDependencyError    an optional extra is not installed
@@ -39,6 +40,7 @@ __all__ = [
     "AllCandidatesRejected",
     "ConfigurationError",
     "DeadlineExceeded",
+    "InputError",
     "JudgeError",
     "JudgeInputTooLongError",
     "JudgeOutputError",
@@ -61,6 +63,24 @@ class RaGuardError(Exception):
 
 class ConfigurationError(RaGuardError):
     """A usage or configuration mistake: the message says what to change."""
+
+
+class InputError(ConfigurationError):
+    """An argument given to a guard call (or a field inside it) is malformed.
+
+    Attributes:
+        argument: The argument, with the path to the bad item where there is one
+            (``candidates``, ``candidates[1]``, ``messages[0].content``, ``n``).
+
+    Example:
+        >>> err = InputError("candidates", "must be a list of strings, got a str")
+        >>> str(err), err.argument
+        ('candidates: must be a list of strings, got a str', 'candidates')
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
 
 
 class PolicyError(ConfigurationError):

@@ -1,9 +1,20 @@
 """Decision strategies: how candidates are gathered before the best one is chosen.
 
-A strategy drives a :class:`~ra_guard.guard.DecisionRun`: it asks it to
+A strategy drives a :class:`~ra_guard.engine.DecisionRun`: it asks it to
 sample, to judge, and reads back which candidate is best so far. The run
 enforces the budgets and the policies' failure modes; the strategy only says
 when to sample and when to stop.
+
+Each strategy serves two entry points of a guard:
+
+- :meth:`Strategy.decide` for ``run``: gather candidates from nothing;
+- :meth:`Strategy.improve` for ``check``: start from an agent's output that
+  failed (or, with ``mode="always"``, that is to be compared anyway).
+  ``BestOfN`` samples ``n`` alternatives and judges them with the output in one
+  listwise call; ``RetryWithFeedback`` sends the output's critique as the first
+  feedback and retries up to ``max_attempts`` times.
+
+``rerank`` only judges the texts it is given: no strategy samples there.
 
 Example:
     >>> BestOfN(n=8).n
@@ -22,19 +33,44 @@ from ra_guard.exceptions import ConfigurationError
 from ra_guard.types import ChatMessage
 
 if TYPE_CHECKING:
-    from ra_guard.guard import DecisionRun
+    from ra_guard.engine import DecisionRun
 
 __all__ = ["BestOfN", "RetryWithFeedback", "Strategy", "resolve_strategy"]
 
 
 class Strategy(ABC):
-    """Decides when to sample and when to stop."""
+    """Decides when to sample and when to stop.
+
+    Attributes:
+        name: The strategy's name in decisions and traces.
+        n: Candidates per sampling round (a call's ``n=`` overrides it).
+        temperature: Sampling temperature (``None``: the sampler's default).
+
+    Example:
+        >>> class OneShot(Strategy):
+        ...     name = "one_shot"
+        ...     async def decide(self, run):
+        ...         await run.judge(await run.sample(run.messages, n=run.n_or(1), temperature=None))
+        >>> OneShot().n
+        1
+    """
 
     name: str = "strategy"
+    n: int = 1
+    temperature: float | None = None
 
     @abstractmethod
     async def decide(self, run: DecisionRun) -> None:
         """Sample and judge through ``run`` until a winner can be chosen."""
+
+    async def improve(self, run: DecisionRun, index: int) -> None:
+        """Look for something better than candidate ``index`` (an agent's output), for ``check``.
+
+        The default judges it (if not judged yet), then runs :meth:`decide`.
+        """
+        if not run.judged(index):
+            await run.judge([index])
+        await self.decide(run)
 
 
 @dataclass(frozen=True)
@@ -59,8 +95,17 @@ class BestOfN(Strategy):
             raise ConfigurationError(f"BestOfN.n must be at least 1, got {self.n}")
 
     async def decide(self, run: DecisionRun) -> None:
-        new = await run.sample(run.messages, n=run.n_override or self.n, temperature=self.temperature)
+        new = await run.sample(run.messages, n=run.n_or(self.n), temperature=self.temperature)
         await run.judge(new)
+
+    async def improve(self, run: DecisionRun, index: int) -> None:
+        """Sample ``n`` alternatives and judge them together with candidate ``index``.
+
+        A listwise judge compares best when it sees all of them in one call, so
+        the output is judged again beside its alternatives.
+        """
+        new = await run.sample(run.messages, n=run.n_or(self.n), temperature=self.temperature)
+        await run.judge([index, *new])
 
 
 #: How retry-with-feedback phrases the judge's critique to the model.
@@ -77,8 +122,10 @@ class RetryWithFeedback(Strategy):
     """Sample, judge, and while the best falls below ``min_score``, retry with the critique.
 
     Each retry sends the conversation plus the best answer so far and the
-    judge's critique (policies failed, scores, reasoning). The best candidate
-    across all attempts wins.
+    judge's critique (policies failed, scores, reasoning). Where a hard policy
+    vetoed every candidate so far, the critique is that of the best vetoed one.
+    The best candidate across all attempts wins. In ``check``, the agent's
+    output is the first answer critiqued, and ``max_attempts`` rounds follow.
 
     Attributes:
         max_attempts: Sampling rounds at most (>= 1).
@@ -105,19 +152,33 @@ class RetryWithFeedback(Strategy):
             raise ConfigurationError(f"RetryWithFeedback.n must be at least 1, got {self.n}")
 
     async def decide(self, run: DecisionRun) -> None:
-        messages = list(run.messages)
-        n = run.n_override or self.n
+        await self._rounds(run, list(run.messages))
+
+    async def improve(self, run: DecisionRun, index: int) -> None:
+        """Retry from candidate ``index``: its critique is the first feedback (none if it passes)."""
+        if not run.judged(index):
+            await run.judge([index])
+        if run.passes(index):
+            await self._rounds(run, list(run.messages))  # mode="always": look for better anyway
+        elif run.can_continue():
+            await self._rounds(run, [*run.messages, *self.feedback(run, index)])
+
+    async def _rounds(self, run: DecisionRun, messages: list[ChatMessage]) -> None:
+        n = run.n_or(self.n)
         for attempt in range(1, self.max_attempts + 1):
             new = await run.sample(messages, n=n, temperature=self.temperature)
             if not new:
                 return  # a budget or the deadline stopped sampling; keep what we have
             await run.judge(new)
             best = run.best()
-            if best is None or run.passes(best) or attempt == self.max_attempts:
+            if best is not None and run.passes(best):
                 return
-            if not run.can_continue():
+            if attempt == self.max_attempts or not run.can_continue():
                 return
-            messages = [*run.messages, *self.feedback(run, best)]
+            # Every candidate vetoed by a hard policy: the best vetoed one's critique says what to fix.
+            target = best if best is not None else run.best(include_vetoed=True)
+            assert target is not None  # this round added candidates
+            messages = [*run.messages, *self.feedback(run, target)]
 
     def feedback(self, run: DecisionRun, index: int) -> list[ChatMessage]:
         """The assistant turn and critique to send before the next attempt."""

@@ -18,6 +18,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 
+from ra_guard._threads import call_in_thread, is_async_callable
 from ra_guard.exceptions import JudgeError
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.samplers.function import FunctionSampler
@@ -32,8 +33,15 @@ class FunctionJudge(Judge):
     """A judge that scores with ``fn(request) -> {name: score}`` (or a full Verdict).
 
     The ranking follows the scores, best first, ties in the caller's order.
-    ``fn`` may be async; exceptions become :class:`JudgeError`. ``delay``
-    (seconds) simulates a judge's latency.
+    ``fn`` may be async (it runs on the event loop) or sync (it runs in a
+    worker thread, with the caller's context variables, so that policies are
+    judged side by side and a deadline can give up on it); exceptions become
+    :class:`JudgeError`. ``delay`` (seconds) simulates a judge's latency.
+
+    Example:
+        >>> judge = FunctionJudge(lambda r: {n: 4.0 for n in r.responses})
+        >>> judge.judge(JudgeRequest(principle="p", prompt="q", responses={"a": "x"})).scores
+        {'a': 4.0}
     """
 
     def __init__(self, fn: ScoreFn, *, name: str = "function-judge", delay: float = 0.0) -> None:
@@ -41,13 +49,14 @@ class FunctionJudge(Judge):
         self.name = name
         self.delay = delay
         self.calls: list[JudgeRequest] = []
+        self._async = is_async_callable(fn)
 
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         self.calls.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)
         try:
-            result = self.fn(request)
+            result = self.fn(request) if self._async else await call_in_thread(self.fn, request)
             if inspect.isawaitable(result):
                 result = await result
         except asyncio.CancelledError:
@@ -58,6 +67,9 @@ class FunctionJudge(Judge):
             raise JudgeError(f"scoring function raised {exc!r}", judge=self.name) from exc
         if isinstance(result, Verdict):
             return result
-        scores = {name: float(result[name]) for name in request.names}
+        try:
+            scores = {name: float(result[name]) for name in request.names}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
         ranking = sorted(request.names, key=lambda n: -scores[n])
         return Verdict(scores=scores, ranking=ranking, model=self.name)

@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ra_guard.types import Usage
@@ -52,6 +54,19 @@ class Verdict(BaseModel):
         """The name ranked first."""
         return self.ranking[0]
 
+    @cached_property
+    def ranks(self) -> dict[str, int]:
+        """Name -> 0-based position in the ranking (built once per verdict).
+
+        Example:
+            >>> Verdict(scores={"a": 4.0, "b": 2.0}, ranking=["a", "b"]).ranks
+            {'a': 0, 'b': 1}
+        """
+        return {name: position for position, name in enumerate(self.ranking)}
+
     def rank_of(self, name: str) -> int:
-        """0-based position of ``name`` in the ranking."""
-        return self.ranking.index(name)
+        """0-based position of ``name`` in the ranking (``ValueError`` if it is not ranked)."""
+        try:
+            return self.ranks[name]
+        except KeyError:
+            raise ValueError(f"{name!r} is not in the verdict's ranking") from None

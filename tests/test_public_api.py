@@ -17,6 +17,7 @@ EXPECTED = {
     "Fallback",
     "FunctionSampler",
     "Guard",
+    "InputError",
     "Judge",
     "JudgeError",
     "JudgeInputTooLongError",

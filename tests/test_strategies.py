@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from ra_guard import Budget, Guard, JudgeRequest, Policy, RetryWithFeedback, Verdict
+from ra_guard import BestOfN, Budget, Guard, JudgeRequest, Policy, RetryWithFeedback, Sample, Verdict
 from ra_guard.testing import FunctionJudge, FunctionSampler
 from ra_guard.types import Messages
 
@@ -102,3 +102,61 @@ def test_invalid_settings(bad: dict[str, int]) -> None:
 
     with pytest.raises(ConfigurationError):
         RetryWithFeedback(**bad)
+
+
+JSON_HARD = Policy(name="valid-json-only", principle="Reply with valid JSON only.", kind="hard", min_score=4)
+
+
+def test_retries_when_a_hard_policy_vetoes_every_candidate() -> None:
+    # The README's retry example: a hard policy vetoes the first answer; the retry must still happen,
+    # with the critique of the best vetoed candidate.
+    model = Scripted(["not json", '{"ok": true}'])
+    guard = Guard(
+        policies=[JSON_HARD],
+        judge=judge_by_text({"not json": 1, '{"ok": true}': 5}),
+        strategy=RetryWithFeedback(max_attempts=3),
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(model))
+    assert decision.text == '{"ok": true}' and decision.passed
+    assert decision.attempts == 2
+    assert model.seen[1][1] == {"role": "assistant", "content": "not json"}
+    assert "valid-json-only: Reply with valid JSON only. (scored 1/5; needs 4)" in model.seen[1][2]["content"]
+
+
+def test_check_with_retry_strategy_retries_a_failing_output_with_its_critique() -> None:
+    model = Scripted(["v2", "v3"])
+    guard = Guard(
+        policies=[POLICY],
+        judge=judge_by_text({"agent answer": 2, "v2": 3, "v3": 5}),
+        strategy=RetryWithFeedback(max_attempts=2),
+    )
+    decision = guard.check(USER, "agent answer", sampler=FunctionSampler(model))
+    assert decision.text == "v3" and decision.passed
+    assert [c.source for c in decision.candidates] == ["original", "sampled", "sampled"]
+    # the first retry already carries the original's critique
+    assert model.seen[0][1] == {"role": "assistant", "content": "agent answer"}
+    assert "scored 2/5; needs 4" in model.seen[0][2]["content"]
+    assert decision.strategy == "check"
+
+
+def test_check_keeps_a_passing_output_without_sampling() -> None:
+    model = Scripted([])
+    guard = Guard(policies=[POLICY], judge=judge_by_text({"fine": 5}), strategy=RetryWithFeedback())
+    decision = guard.check(USER, "fine", sampler=FunctionSampler(model))
+    assert decision.chosen.source == "original" and model.seen == []
+
+
+def test_check_with_best_of_n_uses_the_strategys_n_and_temperature() -> None:
+    temperatures: list[float | None] = []
+
+    class Recording(FunctionSampler):
+        async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
+            temperatures.append(temperature)
+            return await super().asample(messages, n=n, temperature=temperature)
+
+    guard = Guard(
+        policies=[POLICY], judge=judge_by_text({"bad": 1, "a": 2, "b": 5}), strategy=BestOfN(n=2, temperature=0.3)
+    )
+    decision = guard.check(USER, "bad", sampler=Recording(lambda m, i: ["a", "b"][i]))
+    assert decision.text == "b" and len(decision.candidates) == 3
+    assert temperatures == [0.3]

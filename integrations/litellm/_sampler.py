@@ -15,7 +15,7 @@ import asyncio
 import copy
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from ra_guard.decision import Decision
@@ -110,32 +110,56 @@ class CompletionSampler(Sampler):
         return await self.completion(**kwargs)
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
+        return [sample async for sample in self._samples(messages, n, temperature, in_order=True)]
+
+    async def astream_samples(
+        self, messages: Messages, *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        """Yield each call's choices as that call returns (a hung call does not hold back the others)."""
+        async for sample in self._samples(messages, n, temperature, in_order=False):
+            yield sample
+
+    async def _samples(
+        self, messages: Messages, n: int, temperature: float | None, *, in_order: bool
+    ) -> AsyncIterator[Sample]:
         extra = list(messages[self.prefix :])
         if self.use_n:
-            calls = [self._call(extra, n, temperature)]
+            calls = [asyncio.ensure_future(self._call(extra, n, temperature))]
         else:
-            calls = [self._call(extra, None, temperature) for _ in range(n)]
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        responses = [o for o in outcomes if not isinstance(o, BaseException)]
-        if not responses:  # some calls may fail; the guard chooses among those that answered
-            error = next(o for o in outcomes if isinstance(o, BaseException))
-            if not isinstance(error, Exception):
-                raise error
-            raise SamplerError(f"{self.name}: every completion failed: {error!r}") from error
+            calls = [asyncio.ensure_future(self._call(extra, None, temperature)) for _ in range(n)]
+        errors: list[BaseException] = []
+        answered = 0
+        try:
+            for next_done in calls if in_order else asyncio.as_completed(calls):
+                try:
+                    response = await next_done
+                except Exception as exc:  # some calls may fail; the guard chooses among those that answered
+                    errors.append(exc)
+                    continue
+                answered += 1
+                for sample in self._keep(response):
+                    yield sample
+        finally:
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+        if not answered:
+            raise SamplerError(f"{self.name}: every completion failed: {errors[0]!r}") from errors[0]
+
+    def _keep(self, response: Any) -> list[Sample]:
         samples: list[Sample] = []
-        for response in responses:
-            for index, choice in enumerate(response.choices):
-                key = uuid.uuid4().hex
-                self.responses[key] = (response, index)
-                samples.append(
-                    Sample(
-                        text=choice_text(choice),
-                        finish_reason=getattr(choice, "finish_reason", None),
-                        usage=(usage_of(response) or Usage()) if index == 0 else Usage(),
-                        model=getattr(response, "model", None),
-                        response_id=key,
-                    )
+        for index, choice in enumerate(response.choices):
+            key = uuid.uuid4().hex
+            self.responses[key] = (response, index)
+            samples.append(
+                Sample(
+                    text=choice_text(choice),
+                    finish_reason=getattr(choice, "finish_reason", None),
+                    usage=(usage_of(response) or Usage()) if index == 0 else Usage(),
+                    model=getattr(response, "model", None),
+                    response_id=key,
                 )
+            )
         return samples
 
 
@@ -144,20 +168,54 @@ def chosen_response(sampler: CompletionSampler, decision: Decision) -> Any:
 
     The decision is set as the ``ra_guard`` attribute (a JSON-able dict, also
     serialized into the response body) and as ``_hidden_params["ra_guard_decision"]``
-    (the :class:`~ra_guard.Decision` itself).
+    (the :class:`~ra_guard.Decision` itself). ``usage`` is what the whole
+    decision spent; see :func:`attach_decision`.
     """
     response, index = sampler.responses[decision.chosen.response_id or ""]
-    return attach_decision(response, decision, choice_index=index)
+    return attach_decision(response, decision, choice_index=index, counted=True)
 
 
-def attach_decision(response: Any, decision: Decision, *, choice_index: int = 0) -> Any:
-    """A copy of ``response`` keeping only choice ``choice_index`` (as index 0), decision attached."""
+def attach_decision(response: Any, decision: Decision, *, choice_index: int = 0, counted: bool = False) -> Any:
+    """A copy of ``response`` keeping only choice ``choice_index`` (as index 0), decision attached.
+
+    Cost tools read ``response.usage``, so it reports the decision's whole spend:
+    every candidate sampled and every judge call (``decision.total_usage``),
+    plus ``response``'s own usage where the decision did not sample it
+    (``counted=False``: an agent's answer that the guard checked). The winner's
+    own usage stays readable apart, as ``response.ra_guard["winner_usage"]`` and
+    ``response._hidden_params["ra_guard_winner_usage"]``; the total is also
+    ``response.ra_guard["total_usage"]``. Judge tokens may come from another
+    model than the answer's: a cost computed from ``usage`` at the answer
+    model's price is an estimate.
+    """
     out = copy.deepcopy(response)
     choice = out.choices[choice_index]
     choice.index = 0
     out.choices = [choice]
-    setattr(out, DECISION_ATTRIBUTE, json.loads(decision.model_dump_json()))
+    own = usage_of(response) or Usage()
+    winner = decision.chosen.usage if counted else own
+    total = decision.total_usage if counted else decision.total_usage + own
+    _set_usage(out, total)
+    metadata = json.loads(decision.model_dump_json())
+    metadata["winner_usage"] = _usage_dict(winner)
+    metadata["total_usage"] = _usage_dict(total)
+    setattr(out, DECISION_ATTRIBUTE, metadata)
     hidden = dict(getattr(out, "_hidden_params", None) or {})
     hidden["ra_guard_decision"] = decision
+    hidden["ra_guard_winner_usage"] = winner
     out._hidden_params = hidden
     return out
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _set_usage(response: Any, usage: Usage) -> None:
+    import litellm
+
+    response.usage = litellm.Usage(**_usage_dict(usage))

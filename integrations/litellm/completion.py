@@ -38,7 +38,10 @@ async def guarded_acompletion(
     (content, tool calls, finish reason as the model gave them). The decision
     rides along as ``response.ra_guard`` (JSON-able dict, also in
     ``response.model_dump()``) and ``response._hidden_params["ra_guard_decision"]``
-    (the :class:`~ra_guard.Decision`).
+    (the :class:`~ra_guard.Decision`). ``response.usage`` is what the whole
+    decision spent (every candidate and every judge call, ``decision.total_usage``);
+    the winner's own usage is ``response.ra_guard["winner_usage"]`` and
+    ``response._hidden_params["ra_guard_winner_usage"]``.
 
     Args:
         guard: Policies, judge and strategy.

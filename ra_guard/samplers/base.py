@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 
 from ra_guard._sync import run_sync
 from ra_guard.types import Messages, Sample
@@ -21,7 +22,16 @@ class Sampler(ABC):
     """Produces candidate responses for a list of chat messages.
 
     Subclasses implement :meth:`asample`, returning exactly ``n`` samples or
-    raising :class:`~ra_guard.exceptions.SamplerError`.
+    raising :class:`~ra_guard.exceptions.SamplerError`. Samplers whose calls
+    finish one by one also override :meth:`astream_samples`, so that a guard
+    under a deadline keeps the samples that finished when one call hangs.
+
+    Example:
+        >>> class Echo(Sampler):
+        ...     async def asample(self, messages, *, n, temperature=None):
+        ...         return [Sample(text=messages[-1]["content"]) for _ in range(n)]
+        >>> [s.text for s in Echo().sample([{"role": "user", "content": "hi"}], n=2)]
+        ['hi', 'hi']
     """
 
     #: A short description used in traces and errors (backend and model).
@@ -30,6 +40,26 @@ class Sampler(ABC):
     @abstractmethod
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         """Return ``n`` candidate responses to ``messages``."""
+
+    async def astream_samples(
+        self, messages: Messages, *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        """Yield ``n`` candidate responses as each one is ready.
+
+        The default yields what :meth:`asample` returns, once it returns.
+        Override it where samples finish separately (parallel calls): the guard
+        consumes this under its deadline and keeps what was yielded in time.
+
+        Example:
+            >>> import asyncio
+            >>> from ra_guard.testing import FunctionSampler
+            >>> async def first(sampler):
+            ...     return [s.text async for s in sampler.astream_samples([], n=2)]
+            >>> asyncio.run(first(FunctionSampler(lambda m, i: str(i))))
+            ['0', '1']
+        """
+        for sample in await self.asample(messages, n=n, temperature=temperature):
+            yield sample
 
     def sample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         """Synchronous :meth:`asample`."""
@@ -40,7 +70,10 @@ class Sampler(ABC):
 
 
 class WrapperSampler(Sampler):
-    """A sampler that delegates to another; subclass it to add behaviour around calls."""
+    """A sampler that delegates to another; subclass it to add behaviour around calls.
+
+    Every method of the contract is forwarded, streaming included.
+    """
 
     def __init__(self, wrapped: Sampler) -> None:
         self.wrapped = wrapped
@@ -48,6 +81,12 @@ class WrapperSampler(Sampler):
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return await self.wrapped.asample(messages, n=n, temperature=temperature)
+
+    async def astream_samples(
+        self, messages: Messages, *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        async for sample in self.wrapped.astream_samples(messages, n=n, temperature=temperature):
+            yield sample
 
     async def aclose(self) -> None:
         await self.wrapped.aclose()

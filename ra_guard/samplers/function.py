@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ra_guard._threads import call_in_thread, is_async_callable
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
@@ -24,25 +25,54 @@ SampleFn = Callable[[Messages, int], "str | Sample | Awaitable[str | Sample]"]
 class FunctionSampler(Sampler):
     """A sampler that calls ``fn(messages, i)`` for i in ``0..n-1``, concurrently.
 
-    ``fn`` may be sync or async and may return a string or a :class:`Sample`.
-    Exceptions it raises become :class:`SamplerError`. Useful for your own
-    model code and for tests.
+    ``fn`` may be sync or async and returns a string or a :class:`Sample`. An
+    ``async`` function runs on the event loop; a sync one runs in a worker
+    thread (with the caller's context variables), so that N calls overlap and a
+    deadline can give up on a call that blocks. Exceptions it raises, and a
+    result that is neither a string nor a Sample, become :class:`SamplerError`.
+    Useful for your own model code and for tests.
+
+    Example:
+        >>> [s.text for s in FunctionSampler(lambda m, i: f"#{i}").sample([], n=2)]
+        ['#0', '#1']
     """
 
     def __init__(self, fn: SampleFn, *, name: str = "function") -> None:
         self.fn = fn
         self.name = name
+        self._async = is_async_callable(fn)
 
     async def _one(self, messages: Messages, i: int) -> Sample:
         try:
-            result = self.fn(messages, i)
+            result = self.fn(messages, i) if self._async else await call_in_thread(self.fn, messages, i)
             if inspect.isawaitable(result):
                 result = await result
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise SamplerError(f"{self.name}: sampling function raised {exc!r}") from exc
-        return result if isinstance(result, Sample) else Sample(text=str(result), finish_reason="stop")
+        if isinstance(result, Sample):
+            return result
+        if not isinstance(result, str):
+            raise SamplerError(
+                f"{self.name}: sampling function returned {'None' if result is None else type(result).__name__} "
+                f"for sample {i}; return the answer as a str or a Sample"
+            )
+        return Sample(text=result, finish_reason="stop")
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return list(await asyncio.gather(*(self._one(messages, i) for i in range(n))))
+
+    async def astream_samples(
+        self, messages: Messages, *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        """Yield samples in the order they finish; the calls left are cancelled when the consumer stops."""
+        tasks = [asyncio.ensure_future(self._one(messages, i)) for i in range(n)]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Collect the outcomes of cancelled or failed calls so none is reported as never retrieved.
+            await asyncio.gather(*tasks, return_exceptions=True)

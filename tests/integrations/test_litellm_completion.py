@@ -9,7 +9,7 @@ import openai
 import pytest
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 
-from ra_guard import ConfigurationError, Decision, Guard, Policy, SamplerError
+from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, SamplerError
 from tests.integrations.conftest import Answers
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
@@ -95,3 +95,38 @@ async def test_failed_calls_are_dropped_and_all_failing_is_a_sampler_error(stub:
         with pytest.raises(SamplerError, match="every completion failed"):
             await guarded_acompletion(guard, n=2, max_retries=0, **_kwargs(stub, client))
     await guard.aclose()
+
+
+async def test_usage_reports_the_whole_decision_and_the_winner_apart(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=3, **_kwargs(stub, client))
+    await guard.aclose()
+
+    decision: Decision = response._hidden_params["ra_guard_decision"]
+    winner = decision.chosen.usage
+    assert decision.total_usage == decision.sampling_usage + decision.judge_usage
+    assert decision.sampling_usage.total_tokens == 3 * winner.total_tokens  # three sampled calls
+    assert decision.judge_usage.total_tokens > 0
+    # what cost tools read: the whole spend, every candidate and every judge call
+    assert response.usage.prompt_tokens == decision.total_usage.prompt_tokens
+    assert response.usage.completion_tokens == decision.total_usage.completion_tokens
+    assert response.usage.total_tokens == decision.total_usage.total_tokens
+    # the winner's own usage, apart
+    assert response.ra_guard["winner_usage"]["total_tokens"] == winner.total_tokens
+    assert response._hidden_params["ra_guard_winner_usage"].total_tokens == winner.total_tokens
+    assert response.ra_guard["total_usage"]["total_tokens"] == decision.total_usage.total_tokens
+
+
+async def test_a_hung_completion_does_not_lose_the_others(stub: OpenAIStubServer) -> None:
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    stub.script("Paris. score=5", Fault.hang(5.0), "Nice. score=2", when=is_sampler)
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=1.5))
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0) as client:
+        response = await guarded_acompletion(guard, n=3, max_retries=0, **_kwargs(stub, client))
+    await guard.aclose()
+    decision: Decision = response._hidden_params["ra_guard_decision"]
+    assert sorted(c.text for c in decision.candidates) == ["Nice. score=2", "Paris. score=5"]
+    assert response.choices[0].message.content == "Paris. score=5"
+    assert decision.degraded and decision.fallbacks[0].kind == "deadline"
