@@ -25,7 +25,9 @@ __all__ = ["start_transformers_serve"]
 _ENTRY = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
 
 
-def start_transformers_serve(model_dir: Path, *, log_dir: Path | None = None, timeout_s: float = 300.0) -> ServerProcess:
+def start_transformers_serve(
+    model_dir: Path, *, log_dir: Path | None = None, timeout_s: float = 300.0
+) -> ServerProcess:
     """Serve ``model_dir`` on CPU in bfloat16 on a free loopback port; ready when ``/v1/models`` answers."""
     port = free_port()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="ra-guard-transformers-serve-"))
