@@ -76,7 +76,7 @@ async def test_reference_batch_answers_are_matched_to_their_requests(
         await judge.aclose()
 
     assert len(results) == 2
-    figures.record("rewardanything-serve.batch_outcomes", [type(r).__name__ for r in results])
+    figures.record("rewardanything-serve.batch_outcomes", [str(r)[:160] for r in results])
     for result, request in zip(results, [REQUEST, SECOND], strict=True):
         # The reference returns batch results in completion order: an answer under the other request's
         # names must be an error, never a verdict for the wrong request.

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from ra_guard.integrations.litellm import RouterJudge, router_judge
 
@@ -51,6 +52,23 @@ def judge_over(replicas: list[ServerProcess]) -> RouterJudge:
     return RouterJudge(built.router, built.model, max_tokens=200, response_format=schema)
 
 
+async def running_requests(server: ServerProcess, *, within_s: float) -> float:
+    """Wait until vLLM reports requests running (its Prometheus gauge), so that the kill lands mid-run."""
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            metrics = (await client.get("/metrics")).text
+            running = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("vllm:num_requests_running")
+            )
+            if running > 0:
+                return running
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"replica B ran no request within {within_s}s: the kill would not be mid-run")
+
+
 def assert_not_lost(decision: Decision) -> None:
     assert len(decision.candidates) == len(CANDIDATES)
     for candidate in decision.candidates:
@@ -73,13 +91,14 @@ async def test_killing_a_replica_mid_run_loses_no_decision(
 
     started = time.monotonic()
     tasks = [asyncio.create_task(guard.arerank(PROMPT, CANDIDATES)) for _ in range(DECISIONS)]
-    await asyncio.sleep(0.5)  # requests are on the wire to both replicas
+    in_flight = await running_requests(replica_b, within_s=60)
     await asyncio.to_thread(replica_b.kill)
     killed_at = time.monotonic() - started
     a_at_kill = served_requests(vllm_server)
     decisions = await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
     figures.record("router.decisions_after_kill_s", round(time.monotonic() - started, 2))
     figures.record("router.killed_after_s", round(killed_at, 2))
+    figures.record("router.requests_running_on_killed_replica", in_flight)
 
     assert not replica_b.alive()
     assert len(decisions) == DECISIONS
