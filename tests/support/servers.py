@@ -1,10 +1,11 @@
 """Start real servers for tests on 127.0.0.1, and make sure they die with the test run.
 
-Every server runs in its own process group (``start_new_session``), so that
-stopping it by PID also stops the workers it forked (vLLM's engine core). Three
-things stop it, whichever comes first: the fixture's ``stop()``; an ``atexit``
-hook (pytest exits, or is stopped with SIGTERM or SIGINT); and the kernel's
-parent-death signal, for a pytest killed with SIGKILL.
+Every server runs in its own process group (``start_new_session``), led by a small
+supervisor (``_group_leader.py``), so that stopping it by PID also stops the
+workers it forked (vLLM's engine core and workers). Three things stop it, whichever
+comes first: the fixture's ``stop()``; an ``atexit`` hook (pytest exits, or is
+stopped with SIGTERM or SIGHUP); and, for a pytest killed with SIGKILL, the
+kernel's parent-death signal to the supervisor, which then takes the group down.
 
 Output goes to a log file whose tail is put in every error message, so that a
 server that fails to start says why.
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ __all__ = ["ServerExitedError", "ServerProcess", "free_port", "http_ok", "start_
 #: Output of a server kept in error messages.
 LOG_TAIL_CHARS = 6000
 
-_PR_SET_PDEATHSIG = 1
+_GROUP_LEADER = Path(__file__).with_name("_group_leader.py")
 _running: dict[int, ServerProcess] = {}
 _previous_handlers: dict[int, object] = {}
 
@@ -104,13 +105,6 @@ class ServerProcess:
         _running.pop(self.process.pid, None)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the process that started us dies (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def _stop_all() -> None:
     for server in list(_running.values()):
         server.stop(grace_s=10)
@@ -157,14 +151,13 @@ def start_server(
     started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(argv),
+            [sys.executable, str(_GROUP_LEADER), str(os.getpid()), "15", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
     server = ServerProcess(name=name, process=process, port=port, log_path=log_path)
     _running[process.pid] = server
