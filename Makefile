@@ -5,7 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ra-guard-installed
 
-.PHONY: install lint format typecheck test test-fast bench demo docs-screenshots clean
+# `make test` runs the real-server tests (tests/real: vLLM, transformers serve, rewardanything serve)
+# and fails, instead of skipping, where one of those servers cannot start. Set 0 to skip them there.
+RA_GUARD_REQUIRE_REAL_SERVERS ?= 1
+export RA_GUARD_REQUIRE_REAL_SERVERS
+
+.PHONY: install lint format typecheck test test-fast test-real bench demo docs-screenshots clean
 
 $(STAMP): pyproject.toml constraints-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +33,13 @@ format: install
 typecheck: install
 	$(PY) -m mypy
 
+# The whole suite, slow real-server tests included. vLLM (CPU) is installed on first use into
+# its own cached venv under $$RA_GUARD_TEST_CACHE (default ~/.cache/ra-guard-tests; ~6.5 min cold).
 test: install
 	$(PY) -m pytest
+
+test-real: install
+	$(PY) -m pytest -m real_server
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
