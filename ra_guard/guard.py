@@ -378,7 +378,7 @@ class Guard:
             >>> # await guard.aping()  # in a readiness probe
         """
         # Judge.aping comes with the judges branch (ra_guard/judges/base.py).
-        await self.judge.aping()  # type: ignore[attr-defined,unused-ignore]
+        await self.judge.aping()
 
     def ping(self) -> None:
         """Synchronous :meth:`aping`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -50,7 +51,11 @@ def test_fresh_venv_finds_policies_and_integrations(wheel: Path, tmp_path: Path)
         "print(json.dumps({'policies': ra_guard.list_policies(), 'integrations': i.__file__,"
         " 'concise': ra_guard.load_policy('concise').name, 'prompt': len(system_prompt())}))"
     )
-    result = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
+    # The fresh venv must see the wheel alone, not a checkout on an inherited PYTHONPATH.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path, env=clean
+    )
     found = json.loads(result.stdout)
     assert found["policies"] == sorted(p.stem for p in (ROOT / "policies").glob("*.yaml"))
     assert found["concise"] == "concise"

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -179,6 +180,10 @@ class PerLoop(Generic[T]):
         self._closer = closer
         self._items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None] | None]]
         self._items = weakref.WeakKeyDictionary()
+        # Sync callers share one long-lived loop (``ra_guard._sync``), which never runs
+        # ``shutdown_asyncgens``: a resource dropped without ``aclose()`` is closed on its
+        # loop here instead of leaving its sockets to the garbage collector.
+        weakref.finalize(self, _close_left_over, self._items, closer)
 
     async def get(self) -> T:
         """The resource of the running loop, built on first use."""
@@ -203,6 +208,29 @@ class PerLoop(Generic[T]):
             await guard.aclose()  # runs the closer
         elif self._closer is not None:
             await self._closer(item)
+
+
+def _close_left_over(
+    items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None] | None]],
+    closer: Callable[[Any], Awaitable[None]] | None,
+) -> None:
+    """Close each resource still open on a running loop (a finalizer: never raises)."""
+    for loop, (item, guard) in list(items.items()):
+        if loop.is_closed() or not loop.is_running():
+            continue
+        if guard is not None:
+            closing: Awaitable[None] | None = guard.aclose()
+        else:
+            closing = closer(item) if closer is not None else None
+        if closing is None:
+            continue
+
+        async def close(awaitable: Awaitable[None] = closing) -> None:
+            with contextlib.suppress(Exception):  # a finalizer has no caller to report to
+                await awaitable
+
+        with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile (interpreter exit)
+            asyncio.run_coroutine_threadsafe(close(), loop)
 
 
 @dataclass(frozen=True)

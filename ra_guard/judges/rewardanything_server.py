@@ -40,6 +40,49 @@ async def _close_client(client: httpx.AsyncClient) -> None:
     await client.aclose()
 
 
+def batch_name(index: int, name: str) -> str:
+    """A candidate's name in a batch call: its request's index, a slash, its own name.
+
+    The reference server (1.0.1) returns batch answers in completion order; the
+    prefix lets each answer be matched to its request (the server masks names
+    before the model sees them, so the prefix does not reach the judge model).
+
+    Example:
+        >>> batch_name(2, "short")
+        '2/short'
+    """
+    return f"{index}/{name}"
+
+
+def _unbatch(answer: Any) -> tuple[int | None, Any]:
+    """The request index an answer's names carry, and the answer in the caller's own names."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    scores = results.get("scores") if isinstance(results, dict) else None
+    if not isinstance(scores, dict) or not scores:
+        return None, answer
+    prefixes = {str(name).partition("/")[0] for name in scores}
+    if len(prefixes) != 1:
+        return None, answer
+    prefix = prefixes.pop()
+    if not prefix.isdigit():
+        return None, answer
+
+    def strip(name: Any) -> Any:
+        return name.partition("/")[2] if isinstance(name, str) and name.startswith(prefix + "/") else name
+
+    unprefixed = {
+        key: (
+            {strip(n): v for n, v in value.items()}
+            if isinstance(value, dict)
+            else [strip(n) for n in value]
+            if isinstance(value, list)
+            else value
+        )
+        for key, value in results.items()
+    }
+    return int(prefix), {**answer, "results": unprefixed}
+
+
 class RewardAnythingServerJudge(Judge):
     """A RewardAnything judge behind the reference package's HTTP API.
 
@@ -53,10 +96,12 @@ class RewardAnythingServerJudge(Judge):
         retry_timeouts: Also retry a request that timed out (and 408/504).
         max_concurrency: Connections in flight at once (per event loop).
         batch: Let :meth:`ajudge_many` send one ``/api/rewardanything_batch``
-            call. Off by default: the reference server (1.0.1) returns batch
-            results in completion order, not request order, so a batch is only
-            safe where every request has its own set of names (checked: an
-            answer whose names do not match its request is an error).
+            call. The reference server (1.0.1) returns batch results in
+            completion order, not request order, so candidates travel under
+            :func:`batch_name` (request index, slash, name) and each answer is
+            matched to its request by those names; an answer naming no request
+            fails that request alone. Off by default (the guard judges one
+            request per call).
 
     Raises:
         ConfigurationError: The URL has no http(s) scheme or host, or an argument is out of range.
@@ -191,6 +236,8 @@ class RewardAnythingServerJudge(Judge):
             return await super().ajudge_many(requests)
         try:
             payload = [self._payload(r) for r in requests]
+            for index, item in enumerate(payload):
+                item["responses"] = {batch_name(index, name): text for name, text in item["responses"].items()}
             answers = await self._post("/api/rewardanything_batch", payload)
         except (JudgeError, NotImplementedError) as exc:
             return [exc for _ in requests]
@@ -200,10 +247,22 @@ class RewardAnythingServerJudge(Judge):
                 f"the batch endpoint answered {count} results for {len(requests)} requests", judge=self.name
             )
             return [error for _ in requests]
+        # The reference answers in completion order: each answer's names say which request it is.
+        matched: dict[int, Any] = {}
+        for position, answer in enumerate(answers):
+            index, unprefixed = _unbatch(answer)
+            matched.setdefault(position if index is None else index, unprefixed)
         results: list[Verdict | BaseException] = []
-        for answer, request in zip(answers, requests, strict=True):
+        for index, request in enumerate(requests):
             try:
-                results.append(self._verdict(answer, request))
+                if index not in matched:
+                    raise JudgeOutputError(
+                        ReasonCode.MISSING_CANDIDATE.value,
+                        f"no answer of the batch names this request's candidates ({batch_name(index, '...')})",
+                        raw_text=json.dumps(answers, ensure_ascii=False)[:2000],
+                        judge=self.name,
+                    )
+                results.append(self._verdict(matched[index], request))
             except JudgeError as exc:
                 results.append(exc)
         return results

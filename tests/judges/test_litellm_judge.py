@@ -107,7 +107,9 @@ async def test_concurrency_limit_is_respected(openai_server: OpenAIStubServer) -
     assert openai_server.max_in_flight["judge"] == 2
 
 
-def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -> None:
+def test_sync_calls_share_one_pool_that_close_releases(openai_server: OpenAIStubServer) -> None:
     judge = _judge(openai_server)
     assert [judge.judge(REQUEST).best for _ in range(3)] == ["short"] * 3
+    assert openai_server.open_connections <= 1
+    judge.close()
     assert openai_server.wait_connections_closed()

@@ -298,8 +298,11 @@ async def test_guard_end_to_end_with_judge_faults(openai_server: OpenAIStubServe
     assert all("HTTP 500" in (f.reason or "") for f in degraded.fallbacks)
 
 
-def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -> None:
+def test_sync_calls_share_one_pool_that_close_releases(openai_server: OpenAIStubServer) -> None:
+    # Sync calls run on one long-lived loop: the pool is reused, not rebuilt per call, until close().
     judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub")
     for _ in range(3):
         judge.judge(REQUEST)
+    assert openai_server.open_connections <= 1
+    judge.close()
     assert openai_server.wait_connections_closed()

@@ -222,6 +222,30 @@ async def test_batch_endpoint(openai_server: OpenAIStubServer) -> None:
     assert [item["principle"] for item in sent.body] == ["principle 0", "principle 1", "principle 2"]
 
 
+async def test_batch_answers_in_completion_order_are_matched_to_their_requests() -> None:
+    # The reference server (1.0.1) answers a batch in completion order, not request order.
+    with OpenAIStubServer(batch_reversed=True) as server:
+        judge = RewardAnythingServerJudge(server.root_url, batch=True)
+        try:
+            verdicts = await judge.ajudge_many(_requests(3))
+        finally:
+            await judge.aclose()
+        (sent,) = server.requests
+    assert [v.best for v in verdicts if not isinstance(v, BaseException)] == ["a0", "a1", "a2"]
+    assert [set(item["responses"]) for item in sent.body] == [{f"{i}/a{i}", f"{i}/b{i}"} for i in range(3)]
+
+
+async def test_a_batch_answer_naming_no_request_fails_that_request_only(openai_server: OpenAIStubServer) -> None:
+    judge = RewardAnythingServerJudge(openai_server.root_url, batch=True, max_retries=0)
+    openai_server.script([_answer({"1/a1": 4, "1/b1": 1}, ["1/a1", "1/b1"]), _answer({"1/a1": 2}, ["1/a1"])])
+    try:
+        first, second = await judge.ajudge_many(_requests(2))
+    finally:
+        await judge.aclose()
+    assert second.best == "a1"  # type: ignore[union-attr]
+    assert isinstance(first, JudgeOutputError) and "no answer of the batch" in str(first)
+
+
 async def test_batch_is_off_by_default(judge: RewardAnythingServerJudge, openai_server: OpenAIStubServer) -> None:
     verdicts = await judge.ajudge_many(_requests(3))
     assert len(verdicts) == 3
@@ -230,7 +254,7 @@ async def test_batch_is_off_by_default(judge: RewardAnythingServerJudge, openai_
 
 async def test_batch_failures_are_returned_in_place(openai_server: OpenAIStubServer) -> None:
     judge = RewardAnythingServerJudge(openai_server.root_url, batch=True, max_retries=0)
-    answers = [_answer({"a0": 4, "b0": 1}, ["a0", "b0"]), _answer({"x": 1}, ["x"])]
+    answers = [_answer({"0/a0": 4, "0/b0": 1}, ["0/a0", "0/b0"]), _answer({"1/x": 1}, ["1/x"])]
     openai_server.script(answers, [answers[0]], Fault.error(500))
     try:
         mixed = await judge.ajudge_many(_requests(2))
@@ -244,10 +268,12 @@ async def test_batch_failures_are_returned_in_place(openai_server: OpenAIStubSer
     assert all(isinstance(v, JudgeError) and "HTTP 500" in str(v) for v in failed)
 
 
-def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -> None:
+def test_sync_calls_share_one_pool_that_close_releases(openai_server: OpenAIStubServer) -> None:
     judge = RewardAnythingServerJudge(openai_server.root_url)
     for _ in range(3):
         judge.judge(REQUEST)
+    assert openai_server.open_connections <= 1
+    judge.close()
     assert openai_server.wait_connections_closed()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ra_guard._sync import run_sync
 from ra_guard.exceptions import ConfigurationError, MissingDependencyError, SamplerError
 from ra_guard.samplers import resolve_sampler
 from ra_guard.samplers.litellm import LiteLLMSampler
@@ -122,10 +123,11 @@ def test_missing_litellm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         LiteLLMSampler("gpt-4o-mini")
 
 
-def test_sync_calls_leave_no_open_connections(openai_server: OpenAIStubServer) -> None:
-    # Each sync call runs on a fresh event loop; litellm caches a client per loop and would keep
-    # its connections open until the garbage collector finds it (ResourceWarning: unclosed).
+def test_sync_calls_share_one_pool_that_close_releases(openai_server: OpenAIStubServer) -> None:
+    # Sync calls share one long-lived loop, so litellm's per-loop client is reused, not rebuilt.
     sampler = _sampler(openai_server)
     for _ in range(3):
         assert len(sampler.sample(MESSAGES, n=2)) == 2
+    assert openai_server.open_connections <= 2
+    run_sync(sampler.aclose())
     assert openai_server.wait_connections_closed()

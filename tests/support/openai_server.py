@@ -344,8 +344,11 @@ class OpenAIStubServer:
         scorer: Scorer = score_by_marker,
         sample_text: SampleText = _default_sample_text,
         port: int = 0,
+        batch_reversed: bool = False,
     ) -> None:
         self.models = list(models or ["ra-stub"])
+        # The reference server answers a batch in completion order; reversed is the worst case.
+        self.batch_reversed = batch_reversed
         self.sampler_latency = sampler_latency
         self.judge_latency = judge_latency
         self.max_choices = max_choices
@@ -705,7 +708,8 @@ class OpenAIStubServer:
     def _reference_answer(self, request: RecordedRequest) -> Any:
         if request.route.endswith("_batch"):
             items = request.body if isinstance(request.body, list) else []
-            return [self._reference_one(item) for item in items]
+            answers = [self._reference_one(item) for item in items]
+            return answers[::-1] if self.batch_reversed else answers
         return self._reference_one(request.body if isinstance(request.body, dict) else {})
 
     def _reference_one(self, item: Mapping[str, Any]) -> dict[str, Any]:
