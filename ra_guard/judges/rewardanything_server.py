@@ -57,7 +57,9 @@ def batch_name(index: int, name: str) -> str:
 def _unbatch(answer: Any) -> tuple[int | None, Any]:
     """The request index an answer's names carry, and the answer in the caller's own names."""
     results = answer.get("results") if isinstance(answer, dict) else None
-    scores = results.get("scores") if isinstance(results, dict) else None
+    if not isinstance(results, dict):
+        return None, answer
+    scores = results.get("scores")
     if not isinstance(scores, dict) or not scores:
         return None, answer
     prefixes = {str(name).partition("/")[0] for name in scores}
@@ -250,8 +252,8 @@ class RewardAnythingServerJudge(Judge):
         # The reference answers in completion order: each answer's names say which request it is.
         matched: dict[int, Any] = {}
         for position, answer in enumerate(answers):
-            index, unprefixed = _unbatch(answer)
-            matched.setdefault(position if index is None else index, unprefixed)
+            named, unprefixed = _unbatch(answer)
+            matched.setdefault(position if named is None else named, unprefixed)
         results: list[Verdict | BaseException] = []
         for index, request in enumerate(requests):
             try:
