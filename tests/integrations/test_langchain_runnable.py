@@ -20,10 +20,15 @@ PROMPT = ChatPromptTemplate.from_messages([("system", "You are terse."), ("user"
 
 
 def _answers(stub: OpenAIStubServer, *texts: str) -> None:
-    answers = Answers(texts)
+    # One cycle per conversation (keyed by its first user turn), so that decisions made side by
+    # side each get the texts in order, whichever of their requests reaches the server first.
+    cycles: dict[str, Answers] = {}
 
     def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
+        if request.kind != "sampler":
+            return None
+        first = next((str(m.get("content")) for m in request.messages if m.get("role") == "user"), "")
+        return cycles.setdefault(first, Answers(texts)).next()
 
     stub.handler = handle
 
