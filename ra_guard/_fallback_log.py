@@ -13,11 +13,10 @@ Example:
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 
 from ra_guard._redact import redact_secrets
+from ra_guard._warn import WarningLimiter
 from ra_guard.decision import Fallback
 
 __all__ = ["FALLBACK_LOG", "FallbackLog"]
@@ -35,29 +34,24 @@ class FallbackLog:
     """
 
     def __init__(self, *, interval_s: float = 60.0) -> None:
-        self.interval_s = interval_s
-        self.clock: Callable[[], float] = time.monotonic
-        self._lock = threading.Lock()  # async callers on several loops/threads share it
-        self._last: dict[tuple[str, str | None], float] = {}
-        self._held: dict[tuple[str, str | None], int] = {}
+        self._limiter = WarningLimiter(interval_s=interval_s)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the interval is measured with (tests substitute their own)."""
+        return self._limiter.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._limiter.clock = clock
 
     def admit(self, kind: str, policy: str | None) -> tuple[bool, int]:
         """Whether to log this one now, and how many like it were held back since the last one logged."""
-        key = (kind, policy)
-        now = self.clock()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self.interval_s:
-                self._held[key] = self._held.get(key, 0) + 1
-                return False, 0
-            self._last[key] = now
-            return True, self._held.pop(key, 0)
+        return self._limiter.admit((kind, policy))
 
     def reset(self) -> None:
         """Forget what was logged (tests; a new reporting period)."""
-        with self._lock:
-            self._last.clear()
-            self._held.clear()
+        self._limiter.reset()
 
     def warn(self, fallback: Fallback, *, guard: str) -> None:
         """Log ``fallback`` as a WARNING on the ``ra_guard`` logger, unless rate-limited."""

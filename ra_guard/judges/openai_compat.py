@@ -62,10 +62,10 @@ import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
+from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeInputTooLongError, JudgeOutputError
 from ra_guard.judges._http import PerLoop, RetryPolicy, judge_error_from_openai, openai_explanation, with_retries
 from ra_guard.judges._url import install_log_redaction, parse_judge_url
-from ra_guard.judges._warn import warn_fallback
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
 from ra_guard.judges.parsing import ReasonCode, parse_verdict, split_thinking, unmask_names

@@ -29,9 +29,9 @@ from typing import Any
 
 import openai
 
+from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, SamplerError
 from ra_guard.judges._http import PerLoop, openai_explanation
-from ra_guard.judges._warn import warn_fallback
 from ra_guard.judges.litellm_judge import close_loop_clients, import_litellm, usage_of
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample, Usage

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from ra_guard._warn import reset_fallback_warnings
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, JudgeTimeoutError
-from ra_guard.judges._warn import reset_fallback_warnings
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.openai_compat import LOGPROBS_UNAVAILABLE, OpenAICompatJudge
 from tests.support.openai_server import Completion, Fault, OpenAIStubServer, RecordedRequest

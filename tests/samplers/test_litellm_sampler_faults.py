@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ra_guard import BestOfN, Guard, Policy
-from ra_guard.judges._warn import reset_fallback_warnings
+from ra_guard._warn import reset_fallback_warnings
 from ra_guard.samplers.litellm import LiteLLMSampler
 from ra_guard.testing import FunctionJudge
 from ra_guard.types import Sample

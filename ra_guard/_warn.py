@@ -1,4 +1,4 @@
-"""Rate-limited WARNINGs for judge and sampler fallbacks, on the ``ra_guard.judges`` logger.
+"""Rate-limited WARNINGs for fallbacks: seen, without flooding the log.
 
 A fallback (digits unavailable, a parameter the server rejects, a thin digit
 mass) can happen on every call of a busy service; one WARNING per kind and
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Hashable
 
 __all__ = ["LOGGER", "WarningLimiter", "reset_fallback_warnings", "warn_fallback"]
 
@@ -26,38 +27,49 @@ LOGGER = logging.getLogger("ra_guard.judges")
 
 
 class WarningLimiter:
-    """At most one WARNING per ``(source, code)`` every ``interval_s`` seconds.
+    """Admits one WARNING per key every ``interval_s`` seconds and counts the ones held back.
+
+    Shared by the engine's fallback warnings (keyed by kind and policy) and the
+    remote backends' (keyed by judge or sampler name and code).
 
     Args:
-        interval_s: Seconds between two WARNINGs of the same source and code.
-        logger: Where to write them.
+        interval_s: Seconds between two WARNINGs of the same key.
+
+    Example:
+        >>> limiter = WarningLimiter(interval_s=60.0)
+        >>> limiter.admit(("judge-a", "low_digit_mass")), limiter.admit(("judge-a", "low_digit_mass"))
+        ((True, 0), (False, 0))
     """
 
-    def __init__(self, *, interval_s: float = 60.0, logger: logging.Logger = LOGGER) -> None:
+    def __init__(self, *, interval_s: float = 60.0) -> None:
         self.interval_s = interval_s
-        self.logger = logger
-        self._last: dict[tuple[str, str], float] = {}
-        self._held: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+        self.clock: Callable[[], float] = time.monotonic
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+        self._lock = threading.Lock()  # callers on several loops and threads share one limiter
 
-    def warn(self, source: str, code: str, message: str) -> bool:
-        """Log ``message`` unless the same source and code was logged within the interval.
-
-        Returns:
-            Whether the WARNING was written.
-        """
-        key = (source, code)
-        now = time.monotonic()
+    def admit(self, key: Hashable) -> tuple[bool, int]:
+        """Whether to log this one now, and how many like it were held back since the last one logged."""
+        now = self.clock()
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self.interval_s:
                 self._held[key] = self._held.get(key, 0) + 1
-                return False
+                return False, 0
             self._last[key] = now
-            held = self._held.pop(key, 0)
-        suffix = f" ({held} more like this since the last warning)" if held else ""
-        self.logger.warning("%s: %s: %s%s", source, code, message, suffix)
-        return True
+            return True, self._held.pop(key, 0)
+
+    def warn(self, source: str, code: str, message: str, *, logger: logging.Logger = LOGGER) -> bool:
+        """Log ``message`` on ``logger`` unless the same source and code was logged within the interval.
+
+        Returns:
+            Whether the WARNING was written.
+        """
+        admitted, held = self.admit((source, code))
+        if admitted:
+            suffix = f" ({held} more like this since the last warning)" if held else ""
+            logger.warning("%s: %s: %s%s", source, code, message, suffix)
+        return admitted
 
     def reset(self) -> None:
         """Forget what was logged (tests start from a clean slate)."""
