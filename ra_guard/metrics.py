@@ -201,11 +201,20 @@ class DecisionMetrics:
         }
         self._decisions.add(1, attributes)
         self._decision_duration.record(duration_s, attributes)
+        # A decision has few (policy, source) pairs and many scores: one attribute dict per
+        # pair, shared by its records (instruments only read them), not one per score.
+        score_attributes: dict[tuple[str, str], dict[str, str]] = {}
         for candidate in decision.candidates:
-            source = {"ra_guard.candidate.source": candidate.source}
+            source = candidate.source
             for policy, score in candidate.scores.items():
                 if score.score is not None:
-                    self._scores.record(score.score, {"ra_guard.policy": policy, **source})
+                    attributes_of = score_attributes.get((policy, source))
+                    if attributes_of is None:
+                        attributes_of = score_attributes[policy, source] = {
+                            "ra_guard.policy": policy,
+                            "ra_guard.candidate.source": source,
+                        }
+                    self._scores.record(score.score, attributes_of)
                 if score.vetoed:
                     self._vetoes.add(1, {"ra_guard.policy": policy})
         self.record_fallbacks(decision)

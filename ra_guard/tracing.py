@@ -33,7 +33,7 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -141,6 +141,17 @@ def _model_name(model: object, backend: str) -> str:
     if isinstance(model, str) and model:
         return redact_name(model)
     return backend
+
+
+def _as_current(span: Span) -> AbstractContextManager[object]:
+    """Make ``span`` the current span, for what runs inside it (backends, their HTTP clients).
+
+    With no SDK every span is the API's one invalid span, usually the current one
+    already: then there is nothing to attach (attaching costs about 1.5 µs a call).
+    """
+    if trace.get_current_span() is span:
+        return nullcontext()
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 def record_retry(error: BaseException | None = None, *, attempt: int | None = None) -> None:
@@ -264,7 +275,7 @@ class DecisionTracer:
                 span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
                 span.set_attribute("input.value", self._clean(messages[-1]["content"]))
                 span.set_attribute("input.mime_type", "text/plain")
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with _as_current(span):
                 yield span
         except BaseException as exc:
             if not state.finished:
@@ -346,7 +357,7 @@ class DecisionTracer:
         """
         token = _call_state.set(call)
         try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with _as_current(span):
                 yield
         except BaseException as exc:
             if call.error_type is None:  # the guard may have recorded it already
@@ -357,7 +368,11 @@ class DecisionTracer:
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
         """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
-        usage = sum((s.usage for s in samples), Usage())
+        # Added as integers: summing Usage models builds (and validates) one model per sample.
+        usage = Usage(
+            prompt_tokens=sum(s.usage.prompt_tokens for s in samples),
+            completion_tokens=sum(s.usage.completion_tokens for s in samples),
+        )
         call = _call_state.get()
         if call is not None:
             call.usage = usage
