@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from ra_guard._redact import (
     CAPTURE_CONTENT_ENV,
@@ -123,6 +123,9 @@ class _DecisionState:
     guard: str
     strategy: str
     started: float
+    # No tracer provider and no meter provider set: every span is the API's invalid
+    # span and every value is dropped, so the calls within skip their spans and figures.
+    silent: bool = False
     finished: bool = False
     # attempt -> (sampling span, the time its call ended); the span is ended with
     # that time once the evaluation events of its candidates have been added.
@@ -227,10 +230,23 @@ class DecisionTracer:
         from ra_guard import __version__
 
         self._tracer = trace.get_tracer(_INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
+        self._provider_given = tracer_provider is not None
         self.metrics = DecisionMetrics(meter_provider)
         self.capture_content = capture_content_from_env() if capture_content is None else capture_content
         self._content = ContentFilter(redact=redact, max_length=max_content_length)
         self.listeners = tuple(listeners)
+
+    def _silent(self) -> bool:
+        """Whether spans and metrics are both dropped: no provider of either given or set globally.
+
+        The API's stand-ins then return its one invalid span and drop every value;
+        checked once per decision, so a provider set later applies from the next one.
+        """
+        return (
+            not self._provider_given
+            and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            and not self.metrics.recording
+        )
 
     def _clean(self, text: str) -> str:
         """``text`` through the content filter, once per decision (memoised on the decision's state)."""
@@ -266,10 +282,14 @@ class DecisionTracer:
         }
         span = self._tracer.start_span(f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes)
         recording = span.is_recording()
+        silent = not recording and self._silent()
         state = _DecisionState(
-            root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter()
+            root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter(), silent=silent
         )
         token = _decision_state.set(state)
+        # A silent decision's calls keep no call state: retries reported in them count nowhere
+        # (as before: into a state whose figures were dropped), not into an enclosing call's.
+        call_token = _call_state.set(None) if silent else None
         try:
             if recording and self.capture_content and messages:
                 span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
@@ -288,6 +308,8 @@ class DecisionTracer:
             self.record_error(span, exc)
             raise
         finally:
+            if call_token is not None:
+                _call_state.reset(call_token)
             _decision_state.reset(token)
             for sampling_span, end_time in state.sampling.values():
                 sampling_span.end(end_time=end_time)
@@ -317,6 +339,9 @@ class DecisionTracer:
             model: The model requested, where the sampler knows it (a string);
                 otherwise the sampler's name stands for it.
         """
+        if self._in_silent_decision():
+            yield INVALID_SPAN
+            return
         backend = redact_name(sampler)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
@@ -348,6 +373,12 @@ class DecisionTracer:
             else:
                 span.end()
 
+    @staticmethod
+    def _in_silent_decision() -> bool:
+        """Inside a silent decision (see :meth:`_silent`): its root, the current span, is invalid too."""
+        state = _decision_state.get()
+        return state is not None and state.silent
+
     @contextmanager
     def _in_call(self, span: Span, call: _CallState) -> Iterator[None]:
         """Run a sampling or judge call as the current span, with ``call`` as its state.
@@ -368,12 +399,14 @@ class DecisionTracer:
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
         """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
+        call = _call_state.get()
+        if call is None and not span.is_recording():
+            return
         # Added as integers: summing Usage models builds (and validates) one model per sample.
         usage = Usage(
             prompt_tokens=sum(s.usage.prompt_tokens for s in samples),
             completion_tokens=sum(s.usage.completion_tokens for s in samples),
         )
-        call = _call_state.get()
         if call is not None:
             call.usage = usage
         if not span.is_recording():
@@ -422,6 +455,9 @@ class DecisionTracer:
             model: The judge model, where the judge knows it (a string);
                 otherwise the judge's name stands for it.
         """
+        if self._in_silent_decision():
+            yield INVALID_SPAN
+            return
         backend = redact_name(judge)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
