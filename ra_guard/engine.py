@@ -119,6 +119,9 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
         )
     scores = verdict.scores
     low, high = SCORE_RANGE
+    # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
+    if all(low <= scores.get(name, math.nan) <= high for name in names):
+        return None
     for name in names:
         if name not in scores:
             missing = ", ".join(n for n in names if n not in scores)
@@ -293,7 +296,9 @@ class DecisionRun:
         remaining = self._remaining()
         if remaining is None:
             # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
-            out.extend(self._checked(sampler, s) for s in await sampler.asample(messages, n=n, temperature=temperature))
+            got = await sampler.asample(messages, n=n, temperature=temperature)
+            got = got if isinstance(got, list) else list(got)  # read twice below
+            out.extend(got if all(isinstance(s, Sample) for s in got) else [self._checked(sampler, s) for s in got])
             return
         arrived = asyncio.Event()
 
@@ -480,13 +485,16 @@ class DecisionRun:
     def _update(self, entry: _Entry) -> None:
         """Recompute an entry's combined score and veto after its scores changed."""
         scores = entry.scores
-        entry.vetoed = any(s["vetoed"] for s in scores.values())
+        entry.vetoed = False
+        for held in scores.values():  # a loop, not any(<generator>): this runs per candidate
+            if held["vetoed"]:
+                entry.vetoed = True
+                break
         entry.combined = None
         for pool in self._pools:
             total = weights = 0.0
             for name, weight in pool:
-                held = scores.get(name)
-                score = None if held is None else held["score"]
+                score = scores[name]["score"] if name in scores else None
                 if score is not None:
                     total += weight * score
                     weights += weight
