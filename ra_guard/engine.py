@@ -104,6 +104,8 @@ class _Entry:
     duplicate_of: int | None = None
     combined: float | None = None
     vetoed: bool = False
+    # Best first when sorted: (-combined, mean rank fraction, index); made by _update, not per look.
+    key: tuple[float, float, int] = (0.0, 1.0, 0)
 
 
 def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:
@@ -232,7 +234,14 @@ class DecisionRun:
         for offset, sample in enumerate(samples):
             index = start + offset
             entries.append(
-                _Entry(index=index, name=_candidate_name(index), sample=sample, source=source, attempt=attempt)
+                _Entry(
+                    index=index,
+                    name=_candidate_name(index),
+                    sample=sample,
+                    source=source,
+                    attempt=attempt,
+                    key=(0.0, 1.0, index),  # not judged yet: no score, the worst mean rank
+                )
             )
         return list(range(start, len(entries)))
 
@@ -483,14 +492,14 @@ class DecisionRun:
     # -- choosing ---------------------------------------------------------
 
     def _update(self, entry: _Entry) -> None:
-        """Recompute an entry's combined score and veto after its scores changed."""
+        """Recompute an entry's combined score, veto and sort key after its scores changed."""
         scores = entry.scores
         entry.vetoed = False
         for held in scores.values():  # a loop, not any(<generator>): this runs per candidate
             if held["vetoed"]:
                 entry.vetoed = True
                 break
-        entry.combined = None
+        combined = None
         for pool in self._pools:
             total = weights = 0.0
             for name, weight in pool:
@@ -499,20 +508,20 @@ class DecisionRun:
                     total += weight * score
                     weights += weight
             if weights:
-                entry.combined = total / weights
-                return
-
-    @staticmethod
-    def _sort_key(entry: _Entry) -> tuple[float, float, int]:
+                combined = total / weights
+                break
+        entry.combined = combined
         ranks = entry.rank_fraction
         mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-        combined = entry.combined
-        return (-(combined if combined is not None else 0.0), mean_rank, entry.index)
+        entry.key = (-(combined if combined is not None else 0.0), mean_rank, entry.index)
 
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""
-        pool = self._entries if include_vetoed else [e for e in self._entries if not e.vetoed]
-        return min(pool, key=self._sort_key).index if pool else None
+        best: _Entry | None = None
+        for entry in self._entries:
+            if (include_vetoed or not entry.vetoed) and (best is None or entry.key < best.key):
+                best = entry
+        return None if best is None else best.index
 
     def passes(self, index: int) -> bool:
         """Whether a candidate meets every policy's ``min_score`` (and nothing vetoes it)."""
