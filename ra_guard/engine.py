@@ -231,16 +231,11 @@ class DecisionRun:
         """Add candidates that did not come from the sampler (an agent's output, given texts)."""
         start = len(self._entries)
         entries = self._entries
-        for offset, sample in enumerate(samples):
-            index = start + offset
+        for index, sample in enumerate(samples, start):
+            # Positional, all fields: this runs per candidate. Not judged yet: no score, the worst mean rank.
             entries.append(
                 _Entry(
-                    index=index,
-                    name=_candidate_name(index),
-                    sample=sample,
-                    source=source,
-                    attempt=attempt,
-                    key=(0.0, 1.0, index),  # not judged yet: no score, the worst mean rank
+                    index, _candidate_name(index), sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
                 )
             )
         return list(range(start, len(entries)))
@@ -493,18 +488,20 @@ class DecisionRun:
 
     def _update(self, entry: _Entry) -> None:
         """Recompute an entry's combined score, veto and sort key after its scores changed."""
+        # Runs per candidate after each judge round: plain loops, no generators.
         scores = entry.scores
-        entry.vetoed = False
-        for held in scores.values():  # a loop, not any(<generator>): this runs per candidate
-            if held["vetoed"]:
-                entry.vetoed = True
+        vetoed = False
+        for score_of in scores.values():
+            if score_of["vetoed"]:
+                vetoed = True
                 break
+        entry.vetoed = vetoed
         combined = None
         for pool in self._pools:
             total = weights = 0.0
             for name, weight in pool:
-                score = scores[name]["score"] if name in scores else None
-                if score is not None:
+                held = scores.get(name)
+                if held is not None and (score := held["score"]) is not None:
                     total += weight * score
                     weights += weight
             if weights:
@@ -513,7 +510,7 @@ class DecisionRun:
         entry.combined = combined
         ranks = entry.rank_fraction
         mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-        entry.key = (-(combined if combined is not None else 0.0), mean_rank, entry.index)
+        entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
 
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""
