@@ -436,7 +436,8 @@ class DecisionRun:
 
     def _record_verdict(self, policy: Policy, entries: Sequence[_Entry], verdict: Verdict) -> None:
         size = max(1, len(entries) - 1)
-        ranks = verdict.ranks
+        # Built here rather than through Verdict.ranks: a cached_property takes a lock per first read on 3.11.
+        ranks = {name: position for position, name in enumerate(verdict.ranking)}
         unranked = len(verdict.ranking)
         scores = verdict.scores
         distributions = verdict.distributions or {}
