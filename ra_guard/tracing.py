@@ -135,6 +135,10 @@ class _DecisionState:
     cleaned: dict[str, str] = field(default_factory=dict)
 
 
+# What a call inside a silent decision gets: the invalid span, nothing to set up or end
+# (a nullcontext holds no state, so one serves every call).
+_SILENT_CALL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+
 _decision_state: ContextVar[_DecisionState | None] = ContextVar("ra_guard_decision", default=None)
 _call_state: ContextVar[_CallState | None] = ContextVar("ra_guard_call", default=None)
 
@@ -317,7 +321,6 @@ class DecisionTracer:
 
     # -- sampling ---------------------------------------------------------
 
-    @contextmanager
     def sampling(
         self,
         *,
@@ -327,7 +330,7 @@ class DecisionTracer:
         temperature: float | None,
         messages: Messages | None = None,
         model: object = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span around one sampling call (``chat {model}``, N choices).
 
         Args:
@@ -340,8 +343,22 @@ class DecisionTracer:
                 otherwise the sampler's name stands for it.
         """
         if self._in_silent_decision():
-            yield INVALID_SPAN
-            return
+            return _SILENT_CALL
+        return self._sampling_span(
+            sampler=sampler, n=n, attempt=attempt, temperature=temperature, messages=messages, model=model
+        )
+
+    @contextmanager
+    def _sampling_span(
+        self,
+        *,
+        sampler: str,
+        n: int,
+        attempt: int,
+        temperature: float | None,
+        messages: Messages | None,
+        model: object,
+    ) -> Iterator[Span]:
         backend = redact_name(sampler)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
@@ -435,7 +452,6 @@ class DecisionTracer:
 
     # -- judging ----------------------------------------------------------
 
-    @contextmanager
     def judge_call(
         self,
         *,
@@ -444,7 +460,7 @@ class DecisionTracer:
         candidates: int,
         request: JudgeRequest | None = None,
         model: object = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span around one listwise judge call (``chat {judge model}``, one policy).
 
         Args:
@@ -456,8 +472,13 @@ class DecisionTracer:
                 otherwise the judge's name stands for it.
         """
         if self._in_silent_decision():
-            yield INVALID_SPAN
-            return
+            return _SILENT_CALL
+        return self._judge_span(judge=judge, policy=policy, candidates=candidates, request=request, model=model)
+
+    @contextmanager
+    def _judge_span(
+        self, *, judge: str, policy: str, candidates: int, request: JudgeRequest | None, model: object
+    ) -> Iterator[Span]:
         backend = redact_name(judge)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
