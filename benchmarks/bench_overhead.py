@@ -21,6 +21,12 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_overhead.py
     .venv/bin/python benchmarks/bench_overhead.py --profile 32   # cProfile of ra-guard at N=32
+    .venv/bin/python benchmarks/bench_overhead.py --no-gc        # both sides with the cyclic GC off
+
+``--no-gc`` separates the cyclic garbage collector from the rest: a decision
+allocates objects per candidate (samples, scores, the Decision's models), and at
+N=1,024 the collections they trigger walk the whole heap, so per-candidate cost
+grows with N while the code's own work stays linear.
 
 ``RA_GUARD_SOURCE=/path/to/checkout`` measures another copy of ``ra_guard``
 (to compare before/after a change in one command line each).
@@ -100,7 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", type=int, metavar="N", help="profile ra-guard at this N instead")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the repeat counts (quicker: 0.3)")
+    parser.add_argument("--no-gc", action="store_true", help="turn the cyclic garbage collector off (both sides)")
     args = parser.parse_args()
+    if args.no_gc:
+        gc.disable()
     guard = Guard(policies=POLICIES, judge=FunctionJudge(score_fn))
     sampler = FunctionSampler(sample_fn)
     ours = guard_decision(guard, sampler)
@@ -111,7 +120,7 @@ def main() -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         return
-    print(f"ra_guard from {sys.modules['ra_guard'].__file__}")
+    print(f"ra_guard from {sys.modules['ra_guard'].__file__}" + (" (cyclic GC off)" if args.no_gc else ""))
     print(f"{'N':>6} {'floor us':>10} {'ra-guard us':>12} {'ratio':>7} {'ra-guard us/cand':>17}")
     for n, repeats in ((4, 400), (32, 100), (1024, 4)):
         count = max(1, int(repeats * args.scale))

@@ -40,7 +40,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from ra_guard._fallback_log import FALLBACK_LOG, FallbackLog
 from ra_guard.decision import CandidateSource, Decision, Fallback, degraded_reasons
@@ -56,7 +56,7 @@ from ra_guard.exceptions import (
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.policy import Policy
 from ra_guard.samplers.base import Sampler
-from ra_guard.types import ChatMessage, Messages, Sample, Usage
+from ra_guard.types import ChatMessage, Messages, Sample
 from ra_guard.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -72,31 +72,22 @@ def _candidate_name(index: int) -> str:
     return f"candidate-{index}"
 
 
-@dataclass(slots=True)
-class _Score:
-    """One candidate under one policy while deciding (a :class:`PolicyScore` at the end)."""
+class _Score(TypedDict):
+    """One candidate under one policy while deciding: the :class:`PolicyScore` fields.
 
-    score: float | None = None
-    rank: int | None = None
-    passed: bool = True
-    vetoed: bool = False
-    reasoning: str = ""
-    distribution: list[float] | None = None
-    error: str | None = None
-    repairs: list[str] = field(default_factory=list)
+    A plain dict, not an object, so that :meth:`DecisionRun.finish` hands it to the
+    one validation of the whole decision as it is (no copy per candidate and policy).
+    Treated as frozen once made: a copy of a text shares its first's.
+    """
 
-    def as_dict(self) -> dict[str, object]:
-        """The :class:`PolicyScore` fields, for one validation of the whole decision at the end."""
-        return {
-            "score": self.score,
-            "rank": self.rank,
-            "passed": self.passed,
-            "vetoed": self.vetoed,
-            "reasoning": self.reasoning,
-            "distribution": self.distribution,
-            "error": self.error,
-            "repairs": self.repairs,
-        }
+    score: float | None
+    rank: int | None
+    passed: bool
+    vetoed: bool
+    reasoning: str
+    distribution: list[float] | None
+    error: str | None
+    repairs: list[str]
 
 
 @dataclass(slots=True)
@@ -104,6 +95,7 @@ class _Entry:
     """A candidate while the decision is being made (mutable; frozen at the end)."""
 
     index: int
+    name: str  # what judges call it (``candidate-{index}``), made once
     sample: Sample
     source: CandidateSource
     attempt: int
@@ -112,6 +104,8 @@ class _Entry:
     duplicate_of: int | None = None
     combined: float | None = None
     vetoed: bool = False
+    # Best first when sorted: (-combined, mean rank fraction, index); made by _update, not per look.
+    key: tuple[float, float, int] = (0.0, 1.0, 0)
 
 
 def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:
@@ -127,6 +121,9 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
         )
     scores = verdict.scores
     low, high = SCORE_RANGE
+    # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
+    if all(low <= scores.get(name, math.nan) <= high for name in names):
+        return None
     for name in names:
         if name not in scores:
             missing = ", ".join(n for n in names if n not in scores)
@@ -183,7 +180,8 @@ class DecisionRun:
         self._fallbacks: list[Fallback] = []
         self._notes: list[str] = list(notes)
         self._judge_calls = 0
-        self._judge_usage = Usage()
+        # Judge tokens as [prompt, completion]: one Usage at the end, not one per judge call.
+        self._judge_tokens = [0, 0]
         self._attempts = 0
         policies = guard.policies
         self._by_name = {p.name: p for p in policies}
@@ -233,8 +231,13 @@ class DecisionRun:
         """Add candidates that did not come from the sampler (an agent's output, given texts)."""
         start = len(self._entries)
         entries = self._entries
-        for offset, sample in enumerate(samples):
-            entries.append(_Entry(index=start + offset, sample=sample, source=source, attempt=attempt))
+        for index, sample in enumerate(samples, start):
+            # Positional, all fields: this runs per candidate. Not judged yet: no score, the worst mean rank.
+            entries.append(
+                _Entry(
+                    index, _candidate_name(index), sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
+                )
+            )
         return list(range(start, len(entries)))
 
     async def sample(self, messages: Messages, *, n: int, temperature: float | None) -> list[int]:
@@ -297,7 +300,9 @@ class DecisionRun:
         remaining = self._remaining()
         if remaining is None:
             # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
-            out.extend(self._checked(sampler, s) for s in await sampler.asample(messages, n=n, temperature=temperature))
+            got = await sampler.asample(messages, n=n, temperature=temperature)
+            got = got if isinstance(got, list) else list(got)  # read twice below
+            out.extend(got if all(isinstance(s, Sample) for s in got) else [self._checked(sampler, s) for s in got])
             return
         arrived = asyncio.Event()
 
@@ -388,7 +393,7 @@ class DecisionRun:
         request = JudgeRequest(
             principle=policy.principle,
             prompt=self.prompt,
-            responses={_candidate_name(e.index): e.sample.text for e in entries},
+            responses={e.name: e.sample.text for e in entries},
         )
         tracer = self.guard.tracer
         judge = self.guard.judge
@@ -424,42 +429,55 @@ class DecisionRun:
                 self._judge_failed(policy, indexes, str(problem), kind="judge_error")
                 return
             tracer.record_verdict(span, verdict)
-        self._judge_usage = self._judge_usage + verdict.usage
+        usage = verdict.usage
+        self._judge_tokens[0] += usage.prompt_tokens
+        self._judge_tokens[1] += usage.completion_tokens
         self._record_verdict(policy, entries, verdict)
 
     def _record_verdict(self, policy: Policy, entries: Sequence[_Entry], verdict: Verdict) -> None:
         size = max(1, len(entries) - 1)
-        ranks = verdict.ranks
+        # Built here rather than through Verdict.ranks: a cached_property takes a lock per first read on 3.11.
+        ranks = {name: position for position, name in enumerate(verdict.ranking)}
         unranked = len(verdict.ranking)
         scores = verdict.scores
         distributions = verdict.distributions or {}
-        repairs = list(verdict.repairs)
+        repairs = verdict.repairs
         for repair in repairs:
             self.note(f"{policy.name}: the judge repaired its output ({repair})")
         min_score = policy.min_score
         hard = policy.is_hard
         reasoning = verdict.reasoning
-        name_of = policy.name
+        policy_name = policy.name
         for entry in entries:
-            name = _candidate_name(entry.index)
+            name = entry.name
             score = scores[name]
             passed = score >= min_score
             rank = ranks.get(name, unranked)
-            entry.scores[name_of] = _Score(
-                score=score,
-                rank=rank,
-                passed=passed,
-                vetoed=hard and not passed,
-                reasoning=reasoning,
-                distribution=distributions.get(name),
-                repairs=repairs,
-            )
-            entry.rank_fraction[name_of] = rank / size
+            entry.scores[policy_name] = {
+                "score": score,
+                "rank": rank,
+                "passed": passed,
+                "vetoed": hard and not passed,
+                "reasoning": reasoning,
+                "distribution": distributions.get(name),
+                "error": None,
+                "repairs": repairs,  # shared: validation copies it into each PolicyScore
+            }
+            entry.rank_fraction[policy_name] = rank / size
 
     def _judge_failed(self, policy: Policy, indexes: Sequence[int], reason: str, *, kind: str) -> None:
         closed = policy.on_judge_error == "fail_closed"
         for i in indexes:
-            self._entries[i].scores[policy.name] = _Score(passed=not closed, vetoed=closed, error=reason)
+            self._entries[i].scores[policy.name] = {
+                "score": None,
+                "rank": None,
+                "passed": not closed,
+                "vetoed": closed,
+                "reasoning": "",
+                "distribution": None,
+                "error": reason,
+                "repairs": [],
+            }
         action = "treated every candidate as failing (fail_closed)" if closed else "ignored this policy (fail_open)"
         self._fallback(kind, reason, action, policy=policy.name)
 
@@ -470,36 +488,42 @@ class DecisionRun:
     # -- choosing ---------------------------------------------------------
 
     def _update(self, entry: _Entry) -> None:
-        """Recompute an entry's combined score and veto after its scores changed."""
+        """Recompute an entry's combined score, veto and sort key after its scores changed."""
+        # Runs per candidate after each judge round: plain loops, no generators.
         scores = entry.scores
-        entry.vetoed = any(s.vetoed for s in scores.values())
-        entry.combined = None
+        vetoed = False
+        for score_of in scores.values():
+            if score_of["vetoed"]:
+                vetoed = True
+                break
+        entry.vetoed = vetoed
+        combined = None
         for pool in self._pools:
             total = weights = 0.0
             for name, weight in pool:
                 held = scores.get(name)
-                if held is not None and held.score is not None:
-                    total += weight * held.score
+                if held is not None and (score := held["score"]) is not None:
+                    total += weight * score
                     weights += weight
             if weights:
-                entry.combined = total / weights
-                return
-
-    @staticmethod
-    def _sort_key(entry: _Entry) -> tuple[float, float, int]:
+                combined = total / weights
+                break
+        entry.combined = combined
         ranks = entry.rank_fraction
         mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-        combined = entry.combined
-        return (-(combined if combined is not None else 0.0), mean_rank, entry.index)
+        entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
 
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""
-        pool = self._entries if include_vetoed else [e for e in self._entries if not e.vetoed]
-        return min(pool, key=self._sort_key).index if pool else None
+        best: _Entry | None = None
+        for entry in self._entries:
+            if (include_vetoed or not entry.vetoed) and (best is None or entry.key < best.key):
+                best = entry
+        return None if best is None else best.index
 
     def passes(self, index: int) -> bool:
         """Whether a candidate meets every policy's ``min_score`` (and nothing vetoes it)."""
-        return all(s.passed and not s.vetoed for s in self._entries[index].scores.values())
+        return all(s["passed"] and not s["vetoed"] for s in self._entries[index].scores.values())
 
     def text_of(self, index: int) -> str:
         """A candidate's text."""
@@ -510,13 +534,14 @@ class DecisionRun:
         failures: list[str] = []
         notes: list[str] = []
         for name, score in self._entries[index].scores.items():
-            if score.passed and not score.vetoed:
+            if score["passed"] and not score["vetoed"]:
                 continue
             policy = self._by_name[name]
-            got = "not judged" if score.score is None else f"scored {score.score:.3g}/5"
+            value = score["score"]
+            got = "not judged" if value is None else f"scored {value:.3g}/5"
             failures.append(f"- {policy.name}: {policy.principle.strip()} ({got}; needs {policy.min_score:g})")
-            if score.reasoning:
-                notes.append(f"[{policy.name}] {score.reasoning.strip()}")
+            if score["reasoning"]:
+                notes.append(f"[{policy.name}] {score['reasoning'].strip()}")
         return "\n".join(failures), "\n\n".join(notes)
 
     def finish(self, *, strategy: str, started: float, trace_id: str | None) -> Decision:
@@ -547,7 +572,7 @@ class DecisionRun:
                         "finish_reason": e.sample.finish_reason,
                         "usage": e.sample.usage,
                         "response_id": e.sample.response_id,
-                        "scores": {name: score.as_dict() for name, score in e.scores.items()},
+                        "scores": e.scores,
                         "combined": e.combined,
                         "duplicate_of": e.duplicate_of,
                     }
@@ -566,7 +591,7 @@ class DecisionRun:
                     "prompt_tokens": sum(u.prompt_tokens for u in sampled),
                     "completion_tokens": sum(u.completion_tokens for u in sampled),
                 },
-                "judge_usage": self._judge_usage,
+                "judge_usage": {"prompt_tokens": self._judge_tokens[0], "completion_tokens": self._judge_tokens[1]},
                 "judge_calls": self._judge_calls,
                 "latency_s": time.perf_counter() - started,
                 "trace_id": trace_id,
@@ -590,7 +615,7 @@ class DecisionRun:
             head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
         else:
             head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
-        parts = ", ".join(f"{name} {s.score:.3g}" for name, s in chosen.scores.items() if s.score is not None)
+        parts = ", ".join(f"{name} {s['score']:.3g}" for name, s in chosen.scores.items() if s["score"] is not None)
         why = head + (f" ({parts})" if parts else "")
         vetoed = [e.index for e in entries if e.vetoed]
         if vetoed:

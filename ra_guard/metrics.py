@@ -42,6 +42,14 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 
+try:  # the API's stand-in until a MeterProvider is set: its instruments drop every value
+    from opentelemetry.metrics._internal import _ProxyMeterProvider as _Unset
+except ImportError:  # pragma: no cover - another API version: always record
+
+    class _Unset:  # type: ignore[no-redef]
+        pass
+
+
 if TYPE_CHECKING:
     from ra_guard.decision import Decision, Fallback
     from ra_guard.types import Usage
@@ -104,6 +112,7 @@ class DecisionMetrics:
         from ra_guard import __version__
 
         meter = metrics.get_meter(_INSTRUMENTATION, __version__, meter_provider=meter_provider)
+        self._provider_given = meter_provider is not None
         self._decisions = meter.create_counter(
             "ra_guard.decisions", unit="{decision}", description="Decisions made, by outcome."
         )
@@ -191,8 +200,22 @@ class DecisionMetrics:
                     },
                 )
 
+    @property
+    def recording(self) -> bool:
+        """Whether values reach a ``MeterProvider`` (``False`` while no provider is set: all dropped).
+
+        Example:
+            >>> from opentelemetry.sdk.metrics import MeterProvider
+            >>> DecisionMetrics(MeterProvider()).recording
+            True
+        """
+        return self._provider_given or not isinstance(metrics.get_meter_provider(), _Unset)
+
     def record_decision(self, decision: Decision, *, guard: str, duration_s: float) -> None:
         """A finished decision: outcome, duration, scores, fallbacks and vetoes."""
+        if not self.recording:
+            # One value per candidate and policy, each dropped: skip the walk over the decision.
+            return
         attributes: dict[str, str | bool] = {
             "ra_guard.outcome": decision_outcome(decision),
             "ra_guard.strategy": decision.strategy,
@@ -201,11 +224,20 @@ class DecisionMetrics:
         }
         self._decisions.add(1, attributes)
         self._decision_duration.record(duration_s, attributes)
+        # A decision has few (policy, source) pairs and many scores: one attribute dict per
+        # pair, shared by its records (instruments only read them), not one per score.
+        score_attributes: dict[tuple[str, str], dict[str, str]] = {}
         for candidate in decision.candidates:
-            source = {"ra_guard.candidate.source": candidate.source}
+            source = candidate.source
             for policy, score in candidate.scores.items():
                 if score.score is not None:
-                    self._scores.record(score.score, {"ra_guard.policy": policy, **source})
+                    attributes_of = score_attributes.get((policy, source))
+                    if attributes_of is None:
+                        attributes_of = score_attributes[policy, source] = {
+                            "ra_guard.policy": policy,
+                            "ra_guard.candidate.source": source,
+                        }
+                    self._scores.record(score.score, attributes_of)
                 if score.vetoed:
                     self._vetoes.add(1, {"ra_guard.policy": policy})
         self.record_fallbacks(decision)

@@ -33,14 +33,14 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from ra_guard._redact import (
     CAPTURE_CONTENT_ENV,
@@ -123,6 +123,9 @@ class _DecisionState:
     guard: str
     strategy: str
     started: float
+    # No tracer provider and no meter provider set: every span is the API's invalid
+    # span and every value is dropped, so the calls within skip their spans and figures.
+    silent: bool = False
     finished: bool = False
     # attempt -> (sampling span, the time its call ended); the span is ended with
     # that time once the evaluation events of its candidates have been added.
@@ -131,6 +134,10 @@ class _DecisionState:
     # judge call and as the output, but redacted once per decision.
     cleaned: dict[str, str] = field(default_factory=dict)
 
+
+# What a call inside a silent decision gets: the invalid span, nothing to set up or end
+# (a nullcontext holds no state, so one serves every call).
+_SILENT_CALL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 
 _decision_state: ContextVar[_DecisionState | None] = ContextVar("ra_guard_decision", default=None)
 _call_state: ContextVar[_CallState | None] = ContextVar("ra_guard_call", default=None)
@@ -141,6 +148,17 @@ def _model_name(model: object, backend: str) -> str:
     if isinstance(model, str) and model:
         return redact_name(model)
     return backend
+
+
+def _as_current(span: Span) -> AbstractContextManager[object]:
+    """Make ``span`` the current span, for what runs inside it (backends, their HTTP clients).
+
+    With no SDK every span is the API's one invalid span, usually the current one
+    already: then there is nothing to attach (attaching costs about 1.5 µs a call).
+    """
+    if trace.get_current_span() is span:
+        return nullcontext()
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 def record_retry(error: BaseException | None = None, *, attempt: int | None = None) -> None:
@@ -216,10 +234,23 @@ class DecisionTracer:
         from ra_guard import __version__
 
         self._tracer = trace.get_tracer(_INSTRUMENTATION, __version__, tracer_provider=tracer_provider)
+        self._provider_given = tracer_provider is not None
         self.metrics = DecisionMetrics(meter_provider)
         self.capture_content = capture_content_from_env() if capture_content is None else capture_content
         self._content = ContentFilter(redact=redact, max_length=max_content_length)
         self.listeners = tuple(listeners)
+
+    def _silent(self) -> bool:
+        """Whether spans and metrics are both dropped: no provider of either given or set globally.
+
+        The API's stand-ins then return its one invalid span and drop every value;
+        checked once per decision, so a provider set later applies from the next one.
+        """
+        return (
+            not self._provider_given
+            and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            and not self.metrics.recording
+        )
 
     def _clean(self, text: str) -> str:
         """``text`` through the content filter, once per decision (memoised on the decision's state)."""
@@ -255,16 +286,20 @@ class DecisionTracer:
         }
         span = self._tracer.start_span(f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes)
         recording = span.is_recording()
+        silent = not recording and self._silent()
         state = _DecisionState(
-            root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter()
+            root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter(), silent=silent
         )
         token = _decision_state.set(state)
+        # A silent decision's calls keep no call state: retries reported in them count nowhere
+        # (as before: into a state whose figures were dropped), not into an enclosing call's.
+        call_token = _call_state.set(None) if silent else None
         try:
             if recording and self.capture_content and messages:
                 span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
                 span.set_attribute("input.value", self._clean(messages[-1]["content"]))
                 span.set_attribute("input.mime_type", "text/plain")
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with _as_current(span):
                 yield span
         except BaseException as exc:
             if not state.finished:
@@ -277,6 +312,8 @@ class DecisionTracer:
             self.record_error(span, exc)
             raise
         finally:
+            if call_token is not None:
+                _call_state.reset(call_token)
             _decision_state.reset(token)
             for sampling_span, end_time in state.sampling.values():
                 sampling_span.end(end_time=end_time)
@@ -284,7 +321,6 @@ class DecisionTracer:
 
     # -- sampling ---------------------------------------------------------
 
-    @contextmanager
     def sampling(
         self,
         *,
@@ -294,7 +330,7 @@ class DecisionTracer:
         temperature: float | None,
         messages: Messages | None = None,
         model: object = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span around one sampling call (``chat {model}``, N choices).
 
         Args:
@@ -306,6 +342,23 @@ class DecisionTracer:
             model: The model requested, where the sampler knows it (a string);
                 otherwise the sampler's name stands for it.
         """
+        if self._in_silent_decision():
+            return _SILENT_CALL
+        return self._sampling_span(
+            sampler=sampler, n=n, attempt=attempt, temperature=temperature, messages=messages, model=model
+        )
+
+    @contextmanager
+    def _sampling_span(
+        self,
+        *,
+        sampler: str,
+        n: int,
+        attempt: int,
+        temperature: float | None,
+        messages: Messages | None,
+        model: object,
+    ) -> Iterator[Span]:
         backend = redact_name(sampler)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
@@ -337,6 +390,12 @@ class DecisionTracer:
             else:
                 span.end()
 
+    @staticmethod
+    def _in_silent_decision() -> bool:
+        """Inside a silent decision (see :meth:`_silent`): its root, the current span, is invalid too."""
+        state = _decision_state.get()
+        return state is not None and state.silent
+
     @contextmanager
     def _in_call(self, span: Span, call: _CallState) -> Iterator[None]:
         """Run a sampling or judge call as the current span, with ``call`` as its state.
@@ -346,7 +405,7 @@ class DecisionTracer:
         """
         token = _call_state.set(call)
         try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with _as_current(span):
                 yield
         except BaseException as exc:
             if call.error_type is None:  # the guard may have recorded it already
@@ -357,8 +416,14 @@ class DecisionTracer:
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
         """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
-        usage = sum((s.usage for s in samples), Usage())
         call = _call_state.get()
+        if call is None and not span.is_recording():
+            return
+        # Added as integers: summing Usage models builds (and validates) one model per sample.
+        usage = Usage(
+            prompt_tokens=sum(s.usage.prompt_tokens for s in samples),
+            completion_tokens=sum(s.usage.completion_tokens for s in samples),
+        )
         if call is not None:
             call.usage = usage
         if not span.is_recording():
@@ -387,7 +452,6 @@ class DecisionTracer:
 
     # -- judging ----------------------------------------------------------
 
-    @contextmanager
     def judge_call(
         self,
         *,
@@ -396,7 +460,7 @@ class DecisionTracer:
         candidates: int,
         request: JudgeRequest | None = None,
         model: object = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span around one listwise judge call (``chat {judge model}``, one policy).
 
         Args:
@@ -407,6 +471,14 @@ class DecisionTracer:
             model: The judge model, where the judge knows it (a string);
                 otherwise the judge's name stands for it.
         """
+        if self._in_silent_decision():
+            return _SILENT_CALL
+        return self._judge_span(judge=judge, policy=policy, candidates=candidates, request=request, model=model)
+
+    @contextmanager
+    def _judge_span(
+        self, *, judge: str, policy: str, candidates: int, request: JudgeRequest | None, model: object
+    ) -> Iterator[Span]:
         backend = redact_name(judge)
         model = _model_name(model, backend)
         attributes: dict[str, Any] = {
