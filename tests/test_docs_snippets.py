@@ -33,15 +33,15 @@ the docs are checked to be real subcommands (their ``--help`` runs).
 from __future__ import annotations
 
 import ast
-import asyncio
 import contextlib
+import gc
 import inspect
 import io
 import re
 import subprocess
 import sys
-import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ra_guard._sync import run_sync
 from tests.observability.otlp_receiver import OtlpReceiver
 from tests.support.loopback_only import loopback_only
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest, _default_sample_text
@@ -114,6 +115,12 @@ def _json_on_retry(request: RecordedRequest, index: int) -> str:
 
 #: (file, index) -> what the stub samples for that snippet (default: ``answer i to: <prompt>``, judged 3/5).
 SAMPLES = {("README.md", 2): _json_on_retry}
+
+
+#: Snippets that leave sockets unclosed for the garbage collector: library defects, reported, not hidden.
+KNOWN_LEAKS = {
+    ("docs/integrations.md", 4): "guarded_completion leaves litellm HTTP connections to the provider unclosed",
+}
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,14 @@ def needs_phoenix(snippet: Snippet) -> bool:
     return any("localhost:6006" in s.source for s in [*chain, snippet])
 
 
+def marks_of(snippet: Snippet) -> list[pytest.MarkDecorator]:
+    marks = [pytest.mark.slow] if needs_phoenix(snippet) else []
+    if (snippet.file, snippet.index) in KNOWN_LEAKS:
+        # Tolerated, and named in KNOWN_LEAKS: the leaked sockets surface whenever the collector runs.
+        marks.append(pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"))
+    return marks
+
+
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
     with (
@@ -231,22 +246,7 @@ def global_tracer_provider() -> Iterator[None]:
     trace._TRACER_PROVIDER_SET_ONCE._done = done
 
 
-@pytest.fixture(scope="module")
-def user_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A long-lived event loop in its own thread, like a notebook's, for snippets with a top-level ``await``.
-
-    Not ``asyncio.run`` per snippet: clients that SDKs cache per loop would be left bound to a closed one.
-    """
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="docs-snippets-loop", daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def run_snippet(snippet: Snippet, source: str, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> str:
+def run_snippet(snippet: Snippet, source: str, namespace: dict[str, Any]) -> str:
     """Execute one snippet (top-level ``await`` allowed) in ``namespace``; return what it printed."""
     code = compile(
         source, f"{snippet.file} snippet {snippet.index} (line {snippet.line})", "exec",
@@ -256,7 +256,9 @@ def run_snippet(snippet: Snippet, source: str, namespace: dict[str, Any], loop: 
     with contextlib.redirect_stdout(out):
         result = eval(code, namespace)  # noqa: S307 - the code is the project's own docs
         if inspect.iscoroutine(result):
-            asyncio.run_coroutine_threadsafe(result, loop).result(timeout=120)
+            # On ra-guard's own loop: langchain-openai caches one async HTTP client per process, which
+            # then fails on any other loop (reported; see the module docstring of this test).
+            run_sync(result)
     return out.getvalue()
 
 
@@ -276,14 +278,12 @@ def close_everything(namespace: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "snippet",
     [
-        pytest.param(s, id=s.id, marks=[pytest.mark.slow] if needs_phoenix(s) else [])
+        pytest.param(s, id=s.id, marks=marks_of(s))
         for s in SNIPPETS
     ],
 )  # fmt: skip
 @pytest.mark.usefixtures("global_tracer_provider")
-def test_snippet_runs(
-    snippet: Snippet, loopback: Loopback, user_loop: asyncio.AbstractEventLoop, request: pytest.FixtureRequest
-) -> None:
+def test_snippet_runs(snippet: Snippet, loopback: Loopback, request: pytest.FixtureRequest) -> None:
     if needs_phoenix(snippet):
         loopback.phoenix_url = request.getfixturevalue("phoenix_url")
     namespace: dict[str, Any] = {"__name__": "__docs__"}
@@ -304,13 +304,42 @@ def test_snippet_runs(
                     loopback.stub.reset()
                     loopback.stub_2.reset()
                     loopback.stub.sample_text = SAMPLES.get((snippet.file, snippet.index), _default_sample_text)
-                printed = run_snippet(earlier, loopback.rewrite(earlier), namespace, user_loop)
+                printed = run_snippet(earlier, loopback.rewrite(earlier), namespace)
             check = CHECKS.get((snippet.file, snippet.index))
             if check is not None:
                 check(namespace, printed, loopback)
         finally:
             close_everything({**{str(i): guard for i, guard in enumerate(kept)}, **namespace})
+    kept.clear()
+    namespace.clear()
+    leaks = unclosed_after_collection()
     assert refused == [], f"{snippet.id} tried to leave loopback: {refused}"
+    if (snippet.file, snippet.index) in KNOWN_LEAKS:
+        request.node.user_properties.append(("known_leak", leaks))
+    else:
+        assert leaks == [], f"{snippet.id} left connections open: {leaks}"
+
+
+
+def unclosed_after_collection() -> list[str]:
+    """Collect garbage now and return the ``ResourceWarning: unclosed ...`` messages it produces."""
+    found: list[str] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, ResourceWarning):
+            found.append(str(unraisable.exc_value))
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    return found
 
 
 def test_every_snippet_is_found() -> None:
