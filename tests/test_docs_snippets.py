@@ -104,8 +104,6 @@ CONTINUES: dict[tuple[str, int], tuple[int, ...]] = {
 }
 
 
-
-
 def _json_on_retry(request: RecordedRequest, index: int) -> str:
     # The stub judge scores the `score=N` marker of an answer: prose first, JSON once the critique came back.
     if any(message.get("role") == "assistant" for message in request.messages):
@@ -254,10 +252,11 @@ def run_snippet(snippet: Snippet, source: str, namespace: dict[str, Any]) -> str
     )  # fmt: skip
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        result = eval(code, namespace)  # noqa: S307 - the code is the project's own docs
+        result = eval(code, namespace)
         if inspect.iscoroutine(result):
-            # On ra-guard's own loop: langchain-openai caches one async HTTP client per process, which
-            # then fails on any other loop (reported; see the module docstring of this test).
+            # On ra-guard's own loop: langchain-openai caches one async HTTP client per process, and a
+            # ChatModelSampler on ra-guard's loop then fails ("bound to a different event loop") once the
+            # user's loop has used it first (reported as an integration defect).
             run_sync(result)
     return out.getvalue()
 
@@ -299,7 +298,7 @@ def test_snippet_runs(snippet: Snippet, loopback: Loopback, request: pytest.Fixt
             for earlier in [*chain, snippet]:
                 kept += [value for value in namespace.values() if value.__class__.__name__ == "Guard"]
                 if earlier.file in PRELUDES:
-                    exec(PRELUDES[earlier.file], namespace)  # noqa: S102 - the test's own prelude
+                    exec(PRELUDES[earlier.file], namespace)
                 if earlier is snippet:
                     loopback.stub.reset()
                     loopback.stub_2.reset()
@@ -318,7 +317,6 @@ def test_snippet_runs(snippet: Snippet, loopback: Loopback, request: pytest.Fixt
         request.node.user_properties.append(("known_leak", leaks))
     else:
         assert leaks == [], f"{snippet.id} left connections open: {leaks}"
-
 
 
 def unclosed_after_collection() -> list[str]:
@@ -344,7 +342,9 @@ def unclosed_after_collection() -> list[str]:
 
 def test_every_snippet_is_found() -> None:
     # The counts of the docs as of this test: a fence the pattern misses would silently go untested.
-    counts = {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8").count("```python") for path in DOC_FILES}
+    counts = {
+        path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8").count("```python") for path in DOC_FILES
+    }
     assert {name: n for name, n in counts.items() if n} == {
         name: len([s for s in SNIPPETS if s.file == name]) for name in {s.file for s in SNIPPETS}
     }
