@@ -515,3 +515,23 @@ CHECKS: dict[tuple[str, int], Check] = {
     ("docs/observability.md", 2): _observability_jaeger,
     ("docs/observability.md", 3): _observability_audit,
 }
+
+
+def test_a_host_missing_from_the_table_fails_before_anything_runs(loopback: Loopback) -> None:
+    unknown = Snippet("docs/new.md", 0, 1, 'guard = Guard(judge="openai-compat:http://new-gpu:8000/v1")\n')
+    with pytest.raises(AssertionError, match="http://new-gpu:8000/v1 is not in HOSTS"):
+        loopback.rewrite(unknown)
+    known = Snippet("docs/new.md", 1, 1, 'judge = "openai-compat:http://gpu-box:8000/v1"\n')
+    assert loopback.rewrite(known) == f'judge = "openai-compat:{loopback.stub.root_url}/v1"\n'
+
+
+def test_the_loopback_guard_refuses_lookups_and_connections_off_loopback(loopback: Loopback) -> None:
+    import socket
+
+    with loopback_only() as refused:
+        with pytest.raises(ConnectionRefusedError):
+            socket.getaddrinfo("gpu-box", 8000)
+        with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+            sock.connect(("10.255.255.1", 8000))  # refused before a packet leaves
+        assert httpx.get(f"{loopback.stub.base_url}/models").status_code == 200
+    assert refused == ["getaddrinfo gpu-box", "connect ('10.255.255.1', 8000)"]
