@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from types import ModuleType
 from typing import Any
 
@@ -38,7 +39,15 @@ from ra_guard.judges.parsing import ReasonCode, parse_verdict
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
 
-__all__ = ["LiteLLMJudge", "close_loop_clients", "import_litellm", "usage_of", "verdict_from_response"]
+__all__ = [
+    "LiteLLMJudge",
+    "close_loop_clients",
+    "import_litellm",
+    "loop_gate",
+    "release_loop_clients",
+    "usage_of",
+    "verdict_from_response",
+]
 
 
 def import_litellm() -> ModuleType:
@@ -53,6 +62,41 @@ def import_litellm() -> ModuleType:
     except ImportError as exc:
         raise MissingDependencyError("litellm", extra="litellm") from exc
     return litellm
+
+
+#: Live litellm backends per event loop: litellm's client cache is per loop and shared by all of them.
+_LOOP_USERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+def loop_gate(limit: int) -> asyncio.Semaphore:
+    """A concurrency gate for the running loop, counting its caller as a user of litellm's clients there.
+
+    Paired with :func:`release_loop_clients`: a backend's per-loop state is built
+    with this and closed with that, so that litellm's shared clients of a loop
+    are closed when the last backend using them lets go, never under another.
+    """
+    loop = asyncio.get_running_loop()
+    _LOOP_USERS[loop] = _LOOP_USERS.get(loop, 0) + 1
+    return asyncio.Semaphore(limit)
+
+
+async def release_loop_clients(_: object = None) -> None:
+    """One backend lets go of the running loop's litellm clients; the last one closes them.
+
+    Example:
+        >>> import asyncio
+        >>> async def one_user() -> None:
+        ...     loop_gate(4)
+        ...     await release_loop_clients()
+        >>> asyncio.run(one_user())
+    """
+    loop = asyncio.get_running_loop()
+    left = _LOOP_USERS.get(loop, 1) - 1
+    if left > 0:  # another live judge or sampler still sends through these clients
+        _LOOP_USERS[loop] = left
+        return
+    _LOOP_USERS.pop(loop, None)
+    await close_loop_clients()
 
 
 async def close_loop_clients(_: object = None) -> None:
@@ -180,7 +224,7 @@ class LiteLLMJudge(Judge):
         self.litellm_kwargs = litellm_kwargs
         self.name = f"litellm:{model}"
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
-            lambda: asyncio.Semaphore(self.max_concurrency), closer=close_loop_clients
+            lambda: loop_gate(self.max_concurrency), closer=release_loop_clients
         )
         install_log_redaction()
 

@@ -32,7 +32,7 @@ import openai
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, SamplerError
 from ra_guard.judges._http import PerLoop, openai_explanation
-from ra_guard.judges.litellm_judge import close_loop_clients, import_litellm, usage_of
+from ra_guard.judges.litellm_judge import import_litellm, loop_gate, release_loop_clients, usage_of
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample, Usage
 
@@ -91,7 +91,7 @@ class LiteLLMSampler(Sampler):
         self.n_supported: bool | None = None
         self._rejection_unconfirmed = False
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
-            lambda: asyncio.Semaphore(self.max_concurrency), closer=close_loop_clients
+            lambda: loop_gate(self.max_concurrency), closer=release_loop_clients
         )
 
     def __repr__(self) -> str:

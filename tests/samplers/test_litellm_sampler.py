@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -131,3 +133,30 @@ def test_sync_calls_share_one_pool_that_close_releases(openai_server: OpenAIStub
     assert openai_server.open_connections <= 2
     run_sync(sampler.aclose())
     assert openai_server.wait_connections_closed()
+
+
+def test_closing_one_sampler_leaves_another_ones_calls_in_flight_alone() -> None:
+    # litellm caches its HTTP clients per event loop, and sync callers share one loop: closing
+    # one sampler (or dropping the guard that built it) must not close the clients another
+    # live sampler is sending through at that moment.
+    with OpenAIStubServer(sampler_latency=0.5) as server:
+        first, second = _sampler(server), _sampler(server)
+        first.sample(MESSAGES, n=1)
+        errors: list[BaseException] = []
+        results: list[int] = []
+
+        def sample_second() -> None:
+            try:
+                results.append(len(second.sample(MESSAGES, n=2)))
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=sample_second)
+        worker.start()
+        time.sleep(0.25)  # the second sampler's request is in flight
+        run_sync(first.aclose())
+        worker.join()
+        assert not errors, errors
+        assert results == [2]
+        run_sync(second.aclose())
+        assert server.wait_connections_closed()
