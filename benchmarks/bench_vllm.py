@@ -6,7 +6,8 @@ the same requests (``bench_local``'s ~100-word candidates), in one run, on this
 machine, with the same thread count:
 
 - local: ``LocalJudge(dir, mode="fast", max_batch_size=C)`` in this process, torch
-  with ``--threads`` threads, in ``--dtypes`` (bfloat16 is vLLM's dtype here);
+  with ``--threads`` threads, in ``--dtypes`` (bfloat16 is vLLM's dtype here); and,
+  as a control, ``max_batch_size=1`` in the first dtype;
 - vLLM: the CPU build serving the same directory in bfloat16 on 127.0.0.1
   (started by ``tests/support/vllm_server.py``; ``VLLM_CPU_OMP_THREADS_BIND=nobind``
   and ``OMP_NUM_THREADS=--threads``), judged by ``OpenAICompatJudge(url,
@@ -24,7 +25,8 @@ process, plus vLLM's whole process group for the vLLM side, read from
 far the two sides' scores agree (mean and largest ``|score difference|`` per
 candidate, and how often both pick the same best candidate); fallbacks
 (``Verdict.repairs``), which must be 0 for the digit reading to be compared; and
-vLLM's prefix-cache hit rate from its ``/metrics``.
+vLLM's prefix-cache hit rate from its ``/metrics``, and its busiest threads
+(how many threads did the model's work).
 
 Usage (from the repository root; the vLLM venv is built on first use, see
 ``tests/support/vllm_server.py``)::
@@ -97,6 +99,28 @@ def group_cpu_seconds(leader: int) -> float:
     return total / _CLOCK_TICKS
 
 
+def busiest_threads(leader: int, count: int = 4) -> list[tuple[str, float]]:
+    """The ``count`` threads of ``leader``'s process group with the most CPU seconds, as ``("pid/tid name", s)``.
+
+    Shows how many threads did the model's work (one per OpenMP thread) whatever the server's process layout.
+    """
+    found: list[tuple[str, float]] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[2]) != leader:
+                continue
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                stat = Path(f"/proc/{entry}/task/{tid}/stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat.rsplit(")", 1)[1].split()
+                found.append((f"{entry}/{tid} {name}", (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS))
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+    return sorted(found, key=lambda item: -item[1])[:count]
+
+
 def server_metrics(url: str) -> dict[str, float]:
     """vLLM's prefix-cache counters from ``/metrics`` (summed over labels)."""
     import httpx
@@ -150,11 +174,14 @@ def agreement(a: list[Verdict], b: list[Verdict]) -> dict[str, float]:
     }
 
 
-def run_local(path: Path, requests: list[JudgeRequest], args: argparse.Namespace, dtype: str, tag: str) -> SideResult:
-    judge = LocalJudge(path, mode="fast", max_batch_size=args.concurrency, max_wait_ms=20, device="cpu", dtype=dtype)
+def run_local(
+    path: Path, requests: list[JudgeRequest], args: argparse.Namespace, dtype: str, batch: int, tag: str = ""
+) -> SideResult:
+    judge = LocalJudge(path, mode="fast", max_batch_size=batch, max_wait_ms=20, device="cpu", dtype=dtype)
+    label = f"local {dtype} b{batch}{tag}"
     try:
-        print(f"load before local {dtype}{tag}: {_load()}", flush=True)
-        return time_side(f"local {dtype}{tag}", judge, requests, repeats=args.repeats)
+        print(f"load before {label}: {_load()}", flush=True)
+        return time_side(label, judge, requests, repeats=args.repeats)
     finally:
         judge.close()
 
@@ -190,6 +217,8 @@ def run_vllm(path: Path, requests: list[JudgeRequest], args: argparse.Namespace)
             "vllm:prefix_cache_queries", 0.0
         )
         hits = metrics_after.get("vllm:prefix_cache_hits", 0.0) - metrics_before.get("vllm:prefix_cache_hits", 0.0)
+        busiest = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in busiest_threads(server.pid))
+        print(f"vLLM's busiest threads (CPU seconds since start-up): {busiest}", flush=True)
         result.extra = {
             "idle_cores_busy": idle,
             "prefix_cache_hit_rate": hits / queries if queries else None,
@@ -227,13 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         f"best of {args.repeats}",
         flush=True,
     )
-    sides = [run_local(path, requests, args, dtype, "") for dtype in args.dtypes]
+    sides = [run_local(path, requests, args, dtype, args.concurrency) for dtype in args.dtypes]
+    if args.concurrency > 1:
+        # Control: batching a compute-bound CPU prefill can cost more than it saves (docs/benchmarks.md).
+        sides.append(run_local(path, requests, args, args.dtypes[0], 1))
     vllm = run_vllm(path, requests, args)
     sides.append(vllm)
-    sides.append(run_local(path, requests, args, args.dtypes[0], " (again)"))
+    sides.append(run_local(path, requests, args, args.dtypes[0], args.concurrency, " again"))
     print(f"load at end: {_load()}")
 
-    print(f"\n{'side':24} {'j/s':>7} {'s/j':>7} {'CPU-s/j':>8} {'cores busy':>10} {'vLLM/this':>9} {'fallbacks':>9}")
+    print(f"\n{'side':26} {'j/s':>7} {'s/j':>7} {'CPU-s/j':>8} {'cores busy':>10} {'vLLM/this':>9} {'fallbacks':>9}")
     rows = []
     for side in sides:
         n = len(side.verdicts)
@@ -248,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         print(
-            f"{side.label:24} {row['jps']:7.3f} {side.seconds / n:7.2f} {row['cpu_seconds_per_judgment']:8.2f} "
+            f"{side.label:26} {row['jps']:7.3f} {side.seconds / n:7.2f} {row['cpu_seconds_per_judgment']:8.2f} "
             f"{row['cores_busy']:10.2f} {row['vllm_ratio']:8.2f}x {row['fallbacks']:9d}"
         )
     hit_rate = vllm.extra["prefix_cache_hit_rate"]
@@ -264,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         found = agreement(vllm.verdicts, side.verdicts)
         rows.append({"agreement_with_vllm": side.label, **found})
         print(
-            f"  {side.label:22} mean |diff| {found['mean_abs_diff']:.3f}, largest {found['max_abs_diff']:.3f}, "
+            f"  {side.label:24} mean |diff| {found['mean_abs_diff']:.3f}, largest {found['max_abs_diff']:.3f}, "
             f"same best candidate in {found['same_best']:.0%} of requests"
         )
     if args.json:
