@@ -73,6 +73,7 @@ class SideResult:
     seconds: float
     cpu_seconds: float
     verdicts: list[Verdict]
+    timings: list[float]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def jps(self) -> float:
@@ -148,17 +149,19 @@ def time_side(
         best = float("inf")
         cpu = 0.0
         verdicts: list[Verdict] = []
+        timings: list[float] = []
         for _ in range(repeats):
             cpu_before = time.process_time() + (group_cpu_seconds(server_group) if server_group else 0.0)
             started = time.perf_counter()
             verdicts = await _judge_all(judge, requests)
             elapsed = time.perf_counter() - started
+            timings.append(elapsed)
             cpu_after = time.process_time() + (group_cpu_seconds(server_group) if server_group else 0.0)
             if elapsed < best:
                 best, cpu = elapsed, cpu_after - cpu_before
         if isinstance(judge, OpenAICompatJudge):
             await judge.aclose()
-        return SideResult(label, best, cpu, verdicts)
+        return SideResult(label, best, cpu, verdicts, timings)
 
     return asyncio.run(run())
 
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores_busy": side.cpu_seconds / side.seconds,
             "vllm_ratio": vllm.jps() / side.jps(),
             "fallbacks": side.repaired(),
+            "timings_s": side.timings,
             **side.extra,
         }
         rows.append(row)
@@ -283,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{side.label:26} {row['jps']:7.3f} {side.seconds / n:7.2f} {row['cpu_seconds_per_judgment']:8.2f} "
             f"{row['cores_busy']:10.2f} {row['vllm_ratio']:8.2f}x {row['fallbacks']:9d}"
         )
+    print("every timing (s): " + "; ".join(f"{s.label}: {', '.join(f'{t:.1f}' for t in s.timings)}" for s in sides))
     hit_rate = vllm.extra["prefix_cache_hit_rate"]
     print(
         f"vLLM: idle server used {vllm.extra['idle_cores_busy']:.2f} cores; prefix-cache hit rate "

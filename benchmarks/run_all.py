@@ -32,7 +32,7 @@ FULL = {
     "bench_local.py": ["--threads", "1", "--requests", "8", "--batch-sizes", "8", "--repeats", "1", "--decisions", "0"],
     "bench_position.py": ["--threads", "1", "--requests", "3", "--ks", "1", "2", "4"],
     # Starts vLLM's CPU server (tests/support/vllm_server.py) on 127.0.0.1 and stops it at the end.
-    "bench_vllm.py": ["--threads", "1", "--requests", "16", "--repeats", "2"],
+    "bench_vllm.py": ["--threads", "1", "--requests", "16", "--repeats", "3"],
 }
 
 
