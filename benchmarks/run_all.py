@@ -3,10 +3,12 @@
 The figures published in ``docs/benchmarks.md`` come from the full commands listed
 there; ``--quick`` (the default for ``make bench``) runs smaller versions of the
 same measurements so the whole set finishes in a few minutes on a 2-core machine.
+``bench_vllm.py`` runs only with ``--full``: it starts a vLLM server (one to two
+minutes, and a one-off install of its venv) before measuring anything.
 
 Usage:
     python benchmarks/run_all.py            # quick versions
-    python benchmarks/run_all.py --full     # the published configurations (about 30 minutes on 2 cores)
+    python benchmarks/run_all.py --full     # the published configurations (about 35 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ FULL = {
     "bench_guard.py": [],
     "bench_local.py": ["--threads", "1", "--requests", "8", "--batch-sizes", "8", "--repeats", "1", "--decisions", "0"],
     "bench_position.py": ["--threads", "1", "--requests", "3", "--ks", "1", "2", "4"],
+    # Starts vLLM's CPU server (tests/support/vllm_server.py) on 127.0.0.1 and stops it at the end.
+    "bench_vllm.py": ["--threads", "1", "--requests", "16", "--repeats", "3"],
 }
 
 
@@ -38,8 +42,8 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="the published configurations")
     args = parser.parse_args()
     failed = []
-    for script, quick_args in QUICK.items():
-        command = [sys.executable, str(HERE / script), *(FULL[script] if args.full else quick_args)]
+    for script, script_args in (FULL if args.full else QUICK).items():
+        command = [sys.executable, str(HERE / script), *script_args]
         print(f"\n$ {' '.join(command[1:])}", flush=True)
         if subprocess.run(command, check=False).returncode != 0:
             failed.append(script)
