@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,22 @@ __all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "check_v
 
 #: The RewardAnything score scale: a verdict outside it is a judge error.
 SCORE_RANGE = (1.0, 5.0)
+
+
+# uuid4's version and variant bits, set on 128 random bits exactly as uuid.uuid4() sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` without building a ``UUID`` object (a few microseconds per decision).
+
+    Example:
+        >>> import uuid
+        >>> uuid.UUID(hex=_uuid4_hex()).version
+        4
+    """
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _candidate_name(index: int) -> str:
@@ -122,7 +139,12 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
     scores = verdict.scores
     low, high = SCORE_RANGE
     # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
-    if all(low <= scores.get(name, math.nan) <= high for name in names):
+    # A plain loop: this runs per judge call, and a generator costs more than the checks at small N.
+    nan = math.nan
+    for name in names:
+        if not low <= scores.get(name, nan) <= high:
+            break
+    else:
         return None
     for name in names:
         if name not in scores:
@@ -301,8 +323,11 @@ class DecisionRun:
         if remaining is None:
             # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
             got = await sampler.asample(messages, n=n, temperature=temperature)
-            got = got if isinstance(got, list) else list(got)  # read twice below
-            out.extend(got if all(isinstance(s, Sample) for s in got) else [self._checked(sampler, s) for s in got])
+            checked: list[Sample] = []
+            for sample in got:
+                # Checked one by one in a plain loop (no generator per call); a bad one raises SamplerError.
+                checked.append(sample if isinstance(sample, Sample) else self._checked(sampler, sample))
+            out.extend(checked)
             return
         arrived = asyncio.Event()
 
@@ -374,10 +399,17 @@ class DecisionRun:
         policies = self.guard.policies
         max_calls = self.guard.budget.max_judge_calls
         allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
+        # What every policy's call shares, made once per round rather than once per policy.
+        judged = [entries[i] for i in distinct]
+        responses = {e.name: e.sample.text for e in judged}
+        names = list(responses)
         if allowed == 1:
-            await self._judge_policy(policies[0], distinct)
-        else:
-            await asyncio.gather(*(self._judge_policy(p, distinct) for p in policies[:allowed]))
+            await self._judge_policy(policies[0], distinct, judged, responses, names)
+        elif allowed:
+            # Each request gets its own copy of the responses: a judge may keep or change its request.
+            await asyncio.gather(
+                *[self._judge_policy(p, distinct, judged, dict(responses), names) for p in policies[:allowed]]
+            )
         for policy in policies[allowed:]:
             self._judge_failed(policy, distinct, "max_judge_calls reached", kind="budget")
         for copy, first in copies:
@@ -387,14 +419,17 @@ class DecisionRun:
         for i in indexes:
             self._update(entries[i])
 
-    async def _judge_policy(self, policy: Policy, indexes: Sequence[int]) -> None:
+    async def _judge_policy(
+        self,
+        policy: Policy,
+        indexes: Sequence[int],
+        entries: Sequence[_Entry],
+        responses: dict[str, str],
+        names: Sequence[str],
+    ) -> None:
+        """One judge call for ``entries`` (at ``indexes``), keyed ``names``, under ``policy``."""
         self._judge_calls += 1
-        entries = [self._entries[i] for i in indexes]
-        request = JudgeRequest(
-            principle=policy.principle,
-            prompt=self.prompt,
-            responses={e.name: e.sample.text for e in entries},
-        )
+        request = JudgeRequest(principle=policy.principle, prompt=self.prompt, responses=responses)
         tracer = self.guard.tracer
         judge = self.guard.judge
         with tracer.judge_call(
@@ -423,7 +458,7 @@ class DecisionRun:
                 self._judge_failed(policy, indexes, f"judge raised {exc!r}", kind="judge_error")
                 return
             # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
-            problem = check_verdict(verdict, request.names, judge=judge.name)
+            problem = check_verdict(verdict, names, judge=judge.name)
             if problem is not None:
                 tracer.record_error(span, problem)
                 self._judge_failed(policy, indexes, str(problem), kind="judge_error")
@@ -562,6 +597,7 @@ class DecisionRun:
         # models in one pass, several times faster than a constructor call per candidate and score.
         decision = Decision.model_validate(
             {
+                "decision_id": _uuid4_hex(),
                 "chosen_index": best,
                 "candidates": [
                     {

@@ -68,8 +68,9 @@ class FunctionJudge(Judge):
         if isinstance(result, Verdict):
             return result
         try:
-            scores = {name: float(result[name]) for name in request.names}
+            scores = {name: float(result[name]) for name in request.responses}
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
-        ranking = sorted(request.names, key=lambda n: -scores[n])
+        # A stable sort keeps ties in the caller's order, reverse=True included.
+        ranking = sorted(scores, key=scores.__getitem__, reverse=True)
         return Verdict(scores=scores, ranking=ranking, model=self.name)

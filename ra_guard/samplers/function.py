@@ -51,6 +51,8 @@ class FunctionSampler(Sampler):
             raise
         except Exception as exc:
             raise SamplerError(f"{self.name}: sampling function raised {exc!r}") from exc
+        if type(result) is str:  # the usual answer first; Sample() validates it once (~0.7 us)
+            return Sample(text=result, finish_reason="stop")
         if isinstance(result, Sample):
             return result
         if not isinstance(result, str):
@@ -61,7 +63,8 @@ class FunctionSampler(Sampler):
         return Sample(text=result, finish_reason="stop")
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
-        return list(await asyncio.gather(*(self._one(messages, i) for i in range(n))))
+        one = self._one
+        return await asyncio.gather(*[one(messages, i) for i in range(n)])
 
     async def astream_samples(
         self, messages: Messages, *, n: int, temperature: float | None = None
