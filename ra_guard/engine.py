@@ -254,10 +254,11 @@ class DecisionRun:
         start = len(self._entries)
         entries = self._entries
         for index, sample in enumerate(samples, start):
-            # Positional, all fields: this runs per candidate. Not judged yet: no score, the worst mean rank.
+            # Positional, all fields, the name inlined (= _candidate_name): this runs per candidate.
+            # Not judged yet: no score, the worst mean rank.
             entries.append(
                 _Entry(
-                    index, _candidate_name(index), sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
+                    index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
                 )
             )
         return list(range(start, len(entries)))
@@ -416,8 +417,7 @@ class DecisionRun:
             source = entries[first]
             entries[copy].scores.update(source.scores)
             entries[copy].rank_fraction.update(source.rank_fraction)
-        for i in indexes:
-            self._update(entries[i])
+        self._update([entries[i] for i in indexes])
 
     async def _judge_policy(
         self,
@@ -522,31 +522,33 @@ class DecisionRun:
 
     # -- choosing ---------------------------------------------------------
 
-    def _update(self, entry: _Entry) -> None:
-        """Recompute an entry's combined score, veto and sort key after its scores changed."""
-        # Runs per candidate after each judge round: plain loops, no generators.
-        scores = entry.scores
-        vetoed = False
-        for score_of in scores.values():
-            if score_of["vetoed"]:
-                vetoed = True
-                break
-        entry.vetoed = vetoed
-        combined = None
-        for pool in self._pools:
-            total = weights = 0.0
-            for name, weight in pool:
-                held = scores.get(name)
-                if held is not None and (score := held["score"]) is not None:
-                    total += weight * score
-                    weights += weight
-            if weights:
-                combined = total / weights
-                break
-        entry.combined = combined
-        ranks = entry.rank_fraction
-        mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-        entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
+    def _update(self, changed: Sequence[_Entry]) -> None:
+        """Recompute entries' combined score, veto and sort key after their scores changed."""
+        # Runs per candidate after each judge round: plain loops, no generators, lookups hoisted.
+        pools = self._pools
+        for entry in changed:
+            scores = entry.scores
+            vetoed = False
+            for score_of in scores.values():
+                if score_of["vetoed"]:
+                    vetoed = True
+                    break
+            entry.vetoed = vetoed
+            combined = None
+            for pool in pools:
+                total = weights = 0.0
+                for name, weight in pool:
+                    held = scores.get(name)
+                    if held is not None and (score := held["score"]) is not None:
+                        total += weight * score
+                        weights += weight
+                if weights:
+                    combined = total / weights
+                    break
+            entry.combined = combined
+            ranks = entry.rank_fraction
+            mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
+            entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
 
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""

@@ -367,3 +367,40 @@ def test_a_function_sampler_answer_is_a_plain_str_sample_and_a_bad_one_names_the
 
     with pytest.raises(SamplerError, match=r"^mine: sampling function returned None for sample 1; return the answer"):
         Guard(policies=[BRIEF], judge=table_judge()).run(USER, sampler=FunctionSampler(none_for_one, name="mine"), n=2)
+
+
+def test_async_sampling_functions_fail_typed_and_name_the_sampler() -> None:
+    guard = Guard(policies=[BRIEF], judge=table_judge())
+
+    async def down(messages: object, i: int) -> str:
+        if i == 2:
+            raise RuntimeError("model down")
+        return TEXTS[i]
+
+    with pytest.raises(SamplerError, match=r"^mine: sampling function raised RuntimeError\('model down'\)$"):
+        guard.run(USER, sampler=FunctionSampler(down, name="mine"), n=3)
+
+    async def wrong_arity(messages: object) -> str:  # called with (messages, i): a TypeError at the call
+        return "x"
+
+    # No coroutine is left un-awaited (pytest turns that RuntimeWarning into an error).
+    with pytest.raises(SamplerError, match=r"^mine: sampling function raised TypeError"):
+        guard.run(USER, sampler=FunctionSampler(wrong_arity, name="mine"), n=3)  # type: ignore[arg-type]
+
+    async def a_number(messages: object, i: int) -> object:
+        return 42 if i == 1 else TEXTS[i]
+
+    with pytest.raises(SamplerError, match=r"^mine: sampling function returned int for sample 1; return the answer"):
+        guard.run(USER, sampler=FunctionSampler(a_number, name="mine"), n=3)  # type: ignore[arg-type]
+
+
+def test_async_sampling_functions_may_mix_strings_and_samples_in_order() -> None:
+    from ra_guard import Sample
+
+    async def mixed(messages: object, i: int) -> str | Sample:
+        return Sample(text=TEXTS[i], finish_reason="length", response_id=f"r{i}") if i % 2 else TEXTS[i]
+
+    decision = Guard(policies=[BRIEF], judge=table_judge()).run(USER, sampler=FunctionSampler(mixed), n=4)
+    assert [c.text for c in decision.candidates] == TEXTS
+    assert [c.finish_reason for c in decision.candidates] == ["stop", "length", "stop", "length"]
+    assert [c.response_id for c in decision.candidates] == [None, "r1", None, "r3"]
