@@ -56,9 +56,12 @@ class FunctionJudge(Judge):
         if self.delay:
             await asyncio.sleep(self.delay)
         try:
-            result = self.fn(request) if self._async else await call_in_thread(self.fn, request)
-            if inspect.isawaitable(result):
-                result = await result
+            if self._async:
+                result = await self.fn(request)  # type: ignore[misc]
+            else:
+                result = await call_in_thread(self.fn, request)
+                if inspect.isawaitable(result):  # a sync function that returned an awaitable
+                    result = await result
         except asyncio.CancelledError:
             raise
         except JudgeError:
