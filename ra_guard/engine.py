@@ -216,6 +216,9 @@ class DecisionRun:
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + budget.deadline_s if budget.deadline_s is not None else None
         self._deadline_hit = False
+        # Whether any score can veto: a hard policy, or a fail_closed policy whose judge call failed.
+        # False (the usual soft-only run) lets _update skip looking for vetoes per candidate.
+        self._may_veto = bool(self._pools[1])
 
     # -- time and budgets -------------------------------------------------
 
@@ -475,7 +478,7 @@ class DecisionRun:
         ranks = {name: position for position, name in enumerate(verdict.ranking)}
         unranked = len(verdict.ranking)
         scores = verdict.scores
-        distributions = verdict.distributions or {}
+        distributions = verdict.distributions
         repairs = verdict.repairs
         for repair in repairs:
             self.note(f"{policy.name}: the judge repaired its output ({repair})")
@@ -494,7 +497,7 @@ class DecisionRun:
                 "passed": passed,
                 "vetoed": hard and not passed,
                 "reasoning": reasoning,
-                "distribution": distributions.get(name),
+                "distribution": distributions.get(name) if distributions is not None else None,
                 "error": None,
                 "repairs": repairs,  # shared: validation copies it into each PolicyScore
             }
@@ -502,6 +505,7 @@ class DecisionRun:
 
     def _judge_failed(self, policy: Policy, indexes: Sequence[int], reason: str, *, kind: str) -> None:
         closed = policy.on_judge_error == "fail_closed"
+        self._may_veto = self._may_veto or closed
         for i in indexes:
             self._entries[i].scores[policy.name] = {
                 "score": None,
@@ -526,13 +530,15 @@ class DecisionRun:
         """Recompute entries' combined score, veto and sort key after their scores changed."""
         # Runs per candidate after each judge round: plain loops, no generators, lookups hoisted.
         pools = self._pools
+        may_veto = self._may_veto
         for entry in changed:
             scores = entry.scores
             vetoed = False
-            for score_of in scores.values():
-                if score_of["vetoed"]:
-                    vetoed = True
-                    break
+            if may_veto:
+                for score_of in scores.values():
+                    if score_of["vetoed"]:
+                        vetoed = True
+                        break
             entry.vetoed = vetoed
             combined = None
             for pool in pools:
