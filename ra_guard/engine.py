@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,22 @@ __all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "check_v
 
 #: The RewardAnything score scale: a verdict outside it is a judge error.
 SCORE_RANGE = (1.0, 5.0)
+
+
+# uuid4's version and variant bits, set on 128 random bits exactly as uuid.uuid4() sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` without building a ``UUID`` object (a few microseconds per decision).
+
+    Example:
+        >>> import uuid
+        >>> uuid.UUID(hex=_uuid4_hex()).version
+        4
+    """
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _candidate_name(index: int) -> str:
@@ -122,7 +139,12 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
     scores = verdict.scores
     low, high = SCORE_RANGE
     # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
-    if all(low <= scores.get(name, math.nan) <= high for name in names):
+    # A plain loop: this runs per judge call, and a generator costs more than the checks at small N.
+    nan = math.nan
+    for name in names:
+        if not low <= scores.get(name, nan) <= high:
+            break
+    else:
         return None
     for name in names:
         if name not in scores:
@@ -194,6 +216,9 @@ class DecisionRun:
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + budget.deadline_s if budget.deadline_s is not None else None
         self._deadline_hit = False
+        # Whether any score can veto: a hard policy, or a fail_closed policy whose judge call failed.
+        # False (the usual soft-only run) lets _update skip looking for vetoes per candidate.
+        self._may_veto = bool(self._pools[1])
 
     # -- time and budgets -------------------------------------------------
 
@@ -232,10 +257,11 @@ class DecisionRun:
         start = len(self._entries)
         entries = self._entries
         for index, sample in enumerate(samples, start):
-            # Positional, all fields: this runs per candidate. Not judged yet: no score, the worst mean rank.
+            # Positional, all fields, the name inlined (= _candidate_name): this runs per candidate.
+            # Not judged yet: no score, the worst mean rank.
             entries.append(
                 _Entry(
-                    index, _candidate_name(index), sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
+                    index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
                 )
             )
         return list(range(start, len(entries)))
@@ -301,8 +327,11 @@ class DecisionRun:
         if remaining is None:
             # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
             got = await sampler.asample(messages, n=n, temperature=temperature)
-            got = got if isinstance(got, list) else list(got)  # read twice below
-            out.extend(got if all(isinstance(s, Sample) for s in got) else [self._checked(sampler, s) for s in got])
+            checked: list[Sample] = []
+            for sample in got:
+                # Checked one by one in a plain loop (no generator per call); a bad one raises SamplerError.
+                checked.append(sample if isinstance(sample, Sample) else self._checked(sampler, sample))
+            out.extend(checked)
             return
         arrived = asyncio.Event()
 
@@ -374,27 +403,36 @@ class DecisionRun:
         policies = self.guard.policies
         max_calls = self.guard.budget.max_judge_calls
         allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
+        # What every policy's call shares, made once per round rather than once per policy.
+        judged = [entries[i] for i in distinct]
+        responses = {e.name: e.sample.text for e in judged}
+        names = list(responses)
         if allowed == 1:
-            await self._judge_policy(policies[0], distinct)
-        else:
-            await asyncio.gather(*(self._judge_policy(p, distinct) for p in policies[:allowed]))
+            await self._judge_policy(policies[0], distinct, judged, responses, names)
+        elif allowed:
+            # Each request gets its own copy of the responses: a judge may keep or change its request.
+            await asyncio.gather(
+                *[self._judge_policy(p, distinct, judged, dict(responses), names) for p in policies[:allowed]]
+            )
         for policy in policies[allowed:]:
             self._judge_failed(policy, distinct, "max_judge_calls reached", kind="budget")
         for copy, first in copies:
             source = entries[first]
             entries[copy].scores.update(source.scores)
             entries[copy].rank_fraction.update(source.rank_fraction)
-        for i in indexes:
-            self._update(entries[i])
+        self._update([entries[i] for i in indexes])
 
-    async def _judge_policy(self, policy: Policy, indexes: Sequence[int]) -> None:
+    async def _judge_policy(
+        self,
+        policy: Policy,
+        indexes: Sequence[int],
+        entries: Sequence[_Entry],
+        responses: dict[str, str],
+        names: Sequence[str],
+    ) -> None:
+        """One judge call for ``entries`` (at ``indexes``), keyed ``names``, under ``policy``."""
         self._judge_calls += 1
-        entries = [self._entries[i] for i in indexes]
-        request = JudgeRequest(
-            principle=policy.principle,
-            prompt=self.prompt,
-            responses={e.name: e.sample.text for e in entries},
-        )
+        request = JudgeRequest(principle=policy.principle, prompt=self.prompt, responses=responses)
         tracer = self.guard.tracer
         judge = self.guard.judge
         with tracer.judge_call(
@@ -423,7 +461,7 @@ class DecisionRun:
                 self._judge_failed(policy, indexes, f"judge raised {exc!r}", kind="judge_error")
                 return
             # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
-            problem = check_verdict(verdict, request.names, judge=judge.name)
+            problem = check_verdict(verdict, names, judge=judge.name)
             if problem is not None:
                 tracer.record_error(span, problem)
                 self._judge_failed(policy, indexes, str(problem), kind="judge_error")
@@ -440,7 +478,7 @@ class DecisionRun:
         ranks = {name: position for position, name in enumerate(verdict.ranking)}
         unranked = len(verdict.ranking)
         scores = verdict.scores
-        distributions = verdict.distributions or {}
+        distributions = verdict.distributions
         repairs = verdict.repairs
         for repair in repairs:
             self.note(f"{policy.name}: the judge repaired its output ({repair})")
@@ -459,7 +497,7 @@ class DecisionRun:
                 "passed": passed,
                 "vetoed": hard and not passed,
                 "reasoning": reasoning,
-                "distribution": distributions.get(name),
+                "distribution": distributions.get(name) if distributions is not None else None,
                 "error": None,
                 "repairs": repairs,  # shared: validation copies it into each PolicyScore
             }
@@ -467,6 +505,7 @@ class DecisionRun:
 
     def _judge_failed(self, policy: Policy, indexes: Sequence[int], reason: str, *, kind: str) -> None:
         closed = policy.on_judge_error == "fail_closed"
+        self._may_veto = self._may_veto or closed
         for i in indexes:
             self._entries[i].scores[policy.name] = {
                 "score": None,
@@ -487,31 +526,35 @@ class DecisionRun:
 
     # -- choosing ---------------------------------------------------------
 
-    def _update(self, entry: _Entry) -> None:
-        """Recompute an entry's combined score, veto and sort key after its scores changed."""
-        # Runs per candidate after each judge round: plain loops, no generators.
-        scores = entry.scores
-        vetoed = False
-        for score_of in scores.values():
-            if score_of["vetoed"]:
-                vetoed = True
-                break
-        entry.vetoed = vetoed
-        combined = None
-        for pool in self._pools:
-            total = weights = 0.0
-            for name, weight in pool:
-                held = scores.get(name)
-                if held is not None and (score := held["score"]) is not None:
-                    total += weight * score
-                    weights += weight
-            if weights:
-                combined = total / weights
-                break
-        entry.combined = combined
-        ranks = entry.rank_fraction
-        mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-        entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
+    def _update(self, changed: Sequence[_Entry]) -> None:
+        """Recompute entries' combined score, veto and sort key after their scores changed."""
+        # Runs per candidate after each judge round: plain loops, no generators, lookups hoisted.
+        pools = self._pools
+        may_veto = self._may_veto
+        for entry in changed:
+            scores = entry.scores
+            vetoed = False
+            if may_veto:
+                for score_of in scores.values():
+                    if score_of["vetoed"]:
+                        vetoed = True
+                        break
+            entry.vetoed = vetoed
+            combined = None
+            for pool in pools:
+                total = weights = 0.0
+                for name, weight in pool:
+                    held = scores.get(name)
+                    if held is not None and (score := held["score"]) is not None:
+                        total += weight * score
+                        weights += weight
+                if weights:
+                    combined = total / weights
+                    break
+            entry.combined = combined
+            ranks = entry.rank_fraction
+            mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
+            entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
 
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""
@@ -562,6 +605,7 @@ class DecisionRun:
         # models in one pass, several times faster than a constructor call per candidate and score.
         decision = Decision.model_validate(
             {
+                "decision_id": _uuid4_hex(),
                 "chosen_index": best,
                 "candidates": [
                     {

@@ -56,9 +56,12 @@ class FunctionJudge(Judge):
         if self.delay:
             await asyncio.sleep(self.delay)
         try:
-            result = self.fn(request) if self._async else await call_in_thread(self.fn, request)
-            if inspect.isawaitable(result):
-                result = await result
+            if self._async:
+                result = await self.fn(request)  # type: ignore[misc]
+            else:
+                result = await call_in_thread(self.fn, request)
+                if inspect.isawaitable(result):  # a sync function that returned an awaitable
+                    result = await result
         except asyncio.CancelledError:
             raise
         except JudgeError:
@@ -68,8 +71,9 @@ class FunctionJudge(Judge):
         if isinstance(result, Verdict):
             return result
         try:
-            scores = {name: float(result[name]) for name in request.names}
+            scores = {name: float(result[name]) for name in request.responses}
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
-        ranking = sorted(request.names, key=lambda n: -scores[n])
+        # A stable sort keeps ties in the caller's order, reverse=True included.
+        ranking = sorted(scores, key=scores.__getitem__, reverse=True)
         return Verdict(scores=scores, ranking=ranking, model=self.name)

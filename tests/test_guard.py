@@ -330,3 +330,77 @@ def test_an_unexpected_exception_from_a_custom_judge_never_loses_the_request() -
     decision = Guard(policies=[BRIEF], judge=Broken()).run(USER, sampler=fixed_sampler(), n=2)
     assert decision.text == TEXTS[0]
     assert "KeyError" in decision.fallbacks[0].reason
+
+
+def test_function_judge_ranks_best_first_and_keeps_ties_in_the_callers_order() -> None:
+    judge = FunctionJudge(lambda req: {"a": 3, "b": 5, "c": 3, "d": 5, "e": 1})
+    request = JudgeRequest(principle="p", prompt="q", responses={k: k for k in "abcde"})
+    verdict = judge.judge(request)
+    assert verdict.ranking == ["b", "d", "a", "c", "e"]
+    assert verdict.scores == {"a": 3.0, "b": 5.0, "c": 3.0, "d": 5.0, "e": 1.0}
+    assert list(verdict.scores) == list("abcde")
+
+
+def test_each_decision_gets_a_fresh_uuid4_hex_id() -> None:
+    import uuid
+
+    guard = Guard(policies=[BRIEF], judge=table_judge())
+    ids = [guard.run(USER, sampler=fixed_sampler(), n=2).decision_id for _ in range(20)]
+    assert len(set(ids)) == len(ids)
+    for decision_id in ids:
+        parsed = uuid.UUID(hex=decision_id)
+        assert parsed.hex == decision_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_function_sampler_answer_is_a_plain_str_sample_and_a_bad_one_names_the_sampler() -> None:
+    class Marked(str):
+        pass
+
+    sampler = FunctionSampler(lambda m, i: Marked(TEXTS[i]), name="mine")
+    decision = Guard(policies=[BRIEF], judge=table_judge()).run(USER, sampler=sampler, n=2)
+    assert [type(c.text) for c in decision.candidates] == [str, str]
+    assert decision.model_dump_json() == Decision.model_validate_json(decision.model_dump_json()).model_dump_json()
+    assert [c.finish_reason for c in decision.candidates] == ["stop", "stop"]
+
+    async def none_for_one(m: object, i: int) -> str | None:
+        return None if i == 1 else TEXTS[i]
+
+    with pytest.raises(SamplerError, match=r"^mine: sampling function returned None for sample 1; return the answer"):
+        Guard(policies=[BRIEF], judge=table_judge()).run(USER, sampler=FunctionSampler(none_for_one, name="mine"), n=2)
+
+
+def test_async_sampling_functions_fail_typed_and_name_the_sampler() -> None:
+    guard = Guard(policies=[BRIEF], judge=table_judge())
+
+    async def down(messages: object, i: int) -> str:
+        if i == 2:
+            raise RuntimeError("model down")
+        return TEXTS[i]
+
+    with pytest.raises(SamplerError, match=r"^mine: sampling function raised RuntimeError\('model down'\)$"):
+        guard.run(USER, sampler=FunctionSampler(down, name="mine"), n=3)
+
+    async def wrong_arity(messages: object) -> str:  # called with (messages, i): a TypeError at the call
+        return "x"
+
+    # No coroutine is left un-awaited (pytest turns that RuntimeWarning into an error).
+    with pytest.raises(SamplerError, match=r"^mine: sampling function raised TypeError"):
+        guard.run(USER, sampler=FunctionSampler(wrong_arity, name="mine"), n=3)  # type: ignore[arg-type]
+
+    async def a_number(messages: object, i: int) -> object:
+        return 42 if i == 1 else TEXTS[i]
+
+    with pytest.raises(SamplerError, match=r"^mine: sampling function returned int for sample 1; return the answer"):
+        guard.run(USER, sampler=FunctionSampler(a_number, name="mine"), n=3)  # type: ignore[arg-type]
+
+
+def test_async_sampling_functions_may_mix_strings_and_samples_in_order() -> None:
+    from ra_guard import Sample
+
+    async def mixed(messages: object, i: int) -> str | Sample:
+        return Sample(text=TEXTS[i], finish_reason="length", response_id=f"r{i}") if i % 2 else TEXTS[i]
+
+    decision = Guard(policies=[BRIEF], judge=table_judge()).run(USER, sampler=FunctionSampler(mixed), n=4)
+    assert [c.text for c in decision.candidates] == TEXTS
+    assert [c.finish_reason for c in decision.candidates] == ["stop", "length", "stop", "length"]
+    assert [c.response_id for c in decision.candidates] == [None, "r1", None, "r3"]

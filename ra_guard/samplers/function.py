@@ -12,12 +12,17 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from pydantic import TypeAdapter
+
 from ra_guard._threads import call_in_thread, is_async_callable
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
 
 __all__ = ["FunctionSampler"]
+
+# Plain-string answers as Samples, validated in one call per asample (cheaper than one Sample() each).
+_STOPPED_SAMPLES = TypeAdapter(list[Sample])
 
 SampleFn = Callable[[Messages, int], "str | Sample | Awaitable[str | Sample]"]
 
@@ -51,6 +56,12 @@ class FunctionSampler(Sampler):
             raise
         except Exception as exc:
             raise SamplerError(f"{self.name}: sampling function raised {exc!r}") from exc
+        if type(result) is str:  # the usual answer first; Sample() validates it once (~0.7 us)
+            return Sample(text=result, finish_reason="stop")
+        return self._checked(result, i)
+
+    def _checked(self, result: object, i: int) -> Sample:
+        """``result`` as a Sample: one already, or a str (subclass); anything else is a SamplerError."""
         if isinstance(result, Sample):
             return result
         if not isinstance(result, str):
@@ -61,7 +72,27 @@ class FunctionSampler(Sampler):
         return Sample(text=result, finish_reason="stop")
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
-        return list(await asyncio.gather(*(self._one(messages, i) for i in range(n))))
+        if not self._async:
+            return await asyncio.gather(*[self._one(messages, i) for i in range(n)])
+        # An async function's coroutines are gathered as they are: no wrapper coroutine per
+        # candidate, one check and one validation for all the answers (the usual, plain strings).
+        fn = self.fn
+        calls: list[Awaitable[str | Sample]] = []
+        try:
+            for i in range(n):
+                calls.append(fn(messages, i))  # type: ignore[arg-type]
+            results = await asyncio.gather(*calls)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for call in calls:  # those made before a call raised at once: never awaited otherwise
+                if inspect.iscoroutine(call):
+                    call.close()
+            raise SamplerError(f"{self.name}: sampling function raised {exc!r}") from exc
+        for result in results:
+            if type(result) is not str:
+                return [self._checked(result, i) for i, result in enumerate(results)]
+        return _STOPPED_SAMPLES.validate_python([{"text": text, "finish_reason": "stop"} for text in results])
 
     async def astream_samples(
         self, messages: Messages, *, n: int, temperature: float | None = None
