@@ -11,8 +11,6 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path as _Path
-
 from ra_guard.audit import AuditLog
 from ra_guard.decision import Candidate, Decision, Fallback, PolicyScore
 from ra_guard.exceptions import (
@@ -89,9 +87,3 @@ __all__ = [
     "resolve_judge",
     "resolve_sampler",
 ]
-
-# Wheels install the top-level ``integrations/`` folder as ``ra_guard.integrations``.
-# In a source checkout it sits beside this package; make the same import work there.
-_checkout = _Path(__file__).resolve().parent.parent
-if not (_Path(__file__).parent / "integrations").is_dir() and (_checkout / "integrations" / "__init__.py").is_file():
-    __path__.append(str(_checkout))

@@ -204,11 +204,12 @@ def _shown(value: object) -> str:
 
 
 def _shipped_dir() -> Traversable:
-    """Where the shipped policies live: inside the wheel, or the checkout's ``policies/``."""
-    packaged = resources.files("ra_guard").joinpath("policies")
-    if packaged.is_dir():
-        return packaged
-    return resources.files("ra_guard").joinpath("..", "policies")
+    """Where the shipped policies live: the package's ``policies`` folder.
+
+    In a checkout ``ra_guard/policies`` is a link to the repository's ``policies/``;
+    the wheel carries the files themselves, so both read them the same way.
+    """
+    return resources.files("ra_guard").joinpath("policies")
 
 
 def list_policies() -> list[str]:

@@ -1,4 +1,4 @@
-"""A built wheel, installed in a fresh virtual environment, carries policies and integrations."""
+"""A release build (sdist, then the wheel from it), installed in a fresh venv, carries policies and integrations."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -16,16 +17,36 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An sdist and the wheel built from it, as `python -m build` makes them for a release."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
         text=True,
     )
-    (built,) = out.glob("ra_guard-*.whl")
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    (built,) = dist.glob("ra_guard-*.whl")
     return built
+
+
+@pytest.mark.slow
+def test_sdist_carries_the_linked_folders_as_files(dist: Path) -> None:
+    """``ra_guard/integrations`` and ``ra_guard/policies`` are links in the checkout, files in the sdist."""
+    (sdist,) = dist.glob("ra_guard-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = {m.name.split("/", 1)[1]: m for m in archive.getmembers() if "/" in m.name}
+    linked = [n for n in members if n.startswith(("ra_guard/integrations/", "ra_guard/policies/"))]
+    assert "ra_guard/integrations/langchain/judge.py" in linked
+    assert sorted(Path(n).name for n in linked if n.startswith("ra_guard/policies/")) == sorted(
+        p.name for p in (ROOT / "policies").glob("*.yaml")
+    )
+    assert all(members[n].isfile() for n in linked)
 
 
 @pytest.mark.slow
