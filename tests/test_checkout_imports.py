@@ -98,14 +98,23 @@ def _fresh_venv(tmp_path: Path) -> Path:
     """A venv that borrows this interpreter's third-party packages, but none of ra-guard itself.
 
     The dependencies (pydantic, langchain...) come from a folder of links to this interpreter's
-    site-packages minus every ``ra_guard`` entry, so only what the test installs provides ra_guard.
+    site-packages (and folders its .pth files add, checkouts aside) minus every ``ra_guard``
+    entry, so only what the test installs provides ra_guard.
     """
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     borrowed = tmp_path / "borrowed"
     borrowed.mkdir()
-    for source in map(Path, site.getsitepackages()):
+    sources = [Path(p) for p in site.getsitepackages()]
+    # Folders that .pth files add (a venv that borrows in turn), but no project checkout.
+    for pth in [f for d in list(sources) if d.is_dir() for f in d.glob("*.pth")]:
+        for line in pth.read_text().splitlines():
+            folder = Path(line.strip())
+            checkout = (folder / "pyproject.toml").exists()
+            if line.strip() and not line.startswith(("import", "#")) and folder.is_dir() and not checkout:
+                sources.append(folder)
+    for source in sources:
         for entry in source.iterdir() if source.is_dir() else ():
             own = entry.name.startswith(("ra_guard", "_ra_guard", "__editable__", "_editable_impl_ra_guard"))
             if not own and entry.suffix != ".pth" and not (borrowed / entry.name).exists():
@@ -116,7 +125,8 @@ def _fresh_venv(tmp_path: Path) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    (Path(purelib) / "borrowed.pth").write_text(f"{borrowed}\n")
+    # Named to load before the editable install's .pth, whose import hook needs `editables`.
+    (Path(purelib) / "_borrowed.pth").write_text(f"{borrowed}\n")
     return python
 
 
