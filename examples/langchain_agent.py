@@ -21,9 +21,9 @@ import sys
 from langchain.agents import create_agent
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from ra_guard.integrations.langchain import RaGuardMiddleware, decision_of
 
 from ra_guard import Guard
+from ra_guard.integrations.langchain import RaGuardMiddleware, decision_of
 
 
 @tool

@@ -20,9 +20,9 @@ import sys
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
-from ra_guard.integrations.langchain import GuardedRunnable
 
 from ra_guard import Guard
+from ra_guard.integrations.langchain import GuardedRunnable
 
 
 def main(topic: str) -> None:

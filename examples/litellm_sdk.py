@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ra_guard.integrations.litellm import guarded_completion
-
 from ra_guard import Guard
+from ra_guard.integrations.litellm import guarded_completion
 
 
 def main(request: str) -> None:

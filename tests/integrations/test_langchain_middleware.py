@@ -9,9 +9,9 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
-from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, decision_of
 
 from ra_guard import Decision, Guard, Policy, RetryWithFeedback
+from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, decision_of
 from tests.integrations.conftest import agent_handler, chat_openai
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 

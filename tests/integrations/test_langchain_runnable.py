@@ -9,9 +9,9 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.output_parsers import JsonOutputParser, StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from ra_guard.integrations.langchain import GuardedRunnable, decision_of
 
 from ra_guard import Decision, Guard, Policy, RetryWithFeedback
+from ra_guard.integrations.langchain import GuardedRunnable, decision_of
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import ra_guard.integrations.langchain as lc
-from ra_guard.integrations.langchain import ChatModelJudge, ChatModelSampler
 
+import ra_guard.integrations.langchain as lc
 from ra_guard import ChatMessage, Guard, Policy, SamplerError
+from ra_guard.integrations.langchain import ChatModelJudge, ChatModelSampler
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
 from tests.integrations.conftest import chat_openai

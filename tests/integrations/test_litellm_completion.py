@@ -7,9 +7,9 @@ from typing import Any
 import litellm
 import openai
 import pytest
-from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 
 from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, SamplerError
+from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 from tests.integrations.conftest import Answers
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 

@@ -9,9 +9,9 @@ import litellm
 import pytest
 from fastapi import HTTPException
 from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
-from ra_guard.integrations.litellm.guardrail import RaGuardGuardrail
 
 from ra_guard import ConfigurationError, Policy
+from ra_guard.integrations.litellm.guardrail import RaGuardGuardrail
 from ra_guard.testing import FunctionJudge
 
 POLICY = Policy(name="polite", principle="Be polite.", min_score=3)

@@ -6,10 +6,10 @@ import asyncio
 import socket
 
 import pytest
-from ra_guard.integrations.litellm import RouterJudge, router_judge
 
 from ra_guard import Guard, Policy
 from ra_guard.exceptions import JudgeError
+from ra_guard.integrations.litellm import RouterJudge, router_judge
 from ra_guard.judges.base import JudgeRequest
 from tests.support.openai_server import Fault, OpenAIStubServer
 

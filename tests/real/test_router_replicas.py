@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ra_guard.integrations.litellm import RouterJudge, router_judge
 
 from ra_guard import Guard, Policy
 from ra_guard.decision import Decision
+from ra_guard.integrations.litellm import RouterJudge, router_judge
 from tests.real.conftest import SERVED_NAME, Figures
 from tests.real.test_conformance import verdict_schema
 from tests.support.servers import ServerProcess
