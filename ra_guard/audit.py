@@ -57,23 +57,19 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
 import os
-import queue
 import re
-import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ra_guard._background import wait_until_drained
+from ra_guard._background import BackgroundWorker, OnOverflow
 from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.exceptions import ConfigurationError
 from ra_guard.metrics import decision_outcome
@@ -87,12 +83,10 @@ __all__ = ["AUDIT_SCHEMA_VERSION", "AuditLog", "AuditRecords", "read_audit_log"]
 #: The ``schema`` field of every record; bumped when fields change meaning.
 AUDIT_SCHEMA_VERSION = 1
 
-OnOverflow = Literal["block", "drop"]
 FsyncPolicy = Literal["never", "batch", "always"]
 
 _logger = logging.getLogger(__name__)
 _MAX_MESSAGE = 4096  # characters kept of an error or a fallback reason (capped, then redacted)
-_STOP = object()
 
 
 @dataclass(frozen=True)
@@ -149,17 +143,24 @@ class AuditLog:
         self.fsync: FsyncPolicy = fsync
         self.max_bytes = max_bytes
         self.include_text = include_text
-        self.dropped = 0
         self.written = 0
-        self._warned_drop = False
-        self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=max_queue)
         self._fd = self._open()
-        self._closed = False
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"ra-guard-audit:{self.path.name}", daemon=True)
-        self._thread.start()
-        # Flush what is queued when the interpreter exits without close().
-        atexit.register(_close_at_exit, weakref.ref(self))
+        # The worker writes in order, fsyncs a batch when its queue empties, closes the file last, at exit too.
+        self._worker: BackgroundWorker[_Pending] = BackgroundWorker(
+            f"ra-guard-audit:{self.path.name}",
+            self._handle,
+            what=f"audit log {self.path}",
+            items="records",
+            max_queue=max_queue,
+            on_overflow=on_overflow,
+            on_idle=self._sync_batch,
+            on_close=lambda: os.close(self._fd),
+        )
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the queue was full (``on_overflow="drop"``)."""
+        return self._worker.dropped
 
     def __enter__(self) -> AuditLog:
         return self
@@ -186,7 +187,7 @@ class AuditLog:
         Raises:
             RuntimeError: The log is closed.
         """
-        if self._closed:
+        if self._worker.closed:
             raise RuntimeError(f"{self!r} is closed; create a new AuditLog to record more decisions")
         pending = _Pending(
             decision=decision,
@@ -194,25 +195,7 @@ class AuditLog:
             policies=tuple((p.name, p.content_hash) for p in policies),
             recorded_at=time.time(),
         )
-        if self.on_overflow == "block":
-            self._queue.put(pending)
-            return True
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            with self._lock:
-                self.dropped += 1
-                warn = not self._warned_drop
-                self._warned_drop = True
-            if warn:
-                _logger.warning(
-                    "audit log %s is full (%d queued): dropping records; see AuditLog.dropped, "
-                    "or use on_overflow='block'",
-                    self.path,
-                    self._queue.maxsize,
-                )
-            return False
-        return True
+        return self._worker.put(pending)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued record is written (and synced, unless ``fsync="never"``).
@@ -220,16 +203,11 @@ class AuditLog:
         Returns:
             Whether the queue drained within ``timeout`` seconds.
         """
-        return wait_until_drained(self._queue, self._thread, timeout=timeout)
+        return self._worker.flush(timeout)
 
     def close(self) -> None:
         """Write what is queued, stop the writer and close the file. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join()
-        os.close(self._fd)
+        self._worker.close()
 
     # -- writer thread ----------------------------------------------------
 
@@ -241,24 +219,12 @@ class AuditLog:
             os.write(fd, b"\n")
         return fd
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            stop = item is _STOP
-            # A bad record or a disk error must not kill the writer: producers would block forever.
-            try:
-                if not stop:
-                    self._write(self._line(item))  # type: ignore[arg-type]
-                if self.fsync == "batch" and (stop or self._queue.empty()):
-                    os.fsync(self._fd)
-            except Exception:
-                _logger.exception("audit log %s: could not write a record", self.path)
-            finally:
-                self._queue.task_done()
-            if stop:
-                return
-            if self._queue.empty():
-                self._warned_drop = False
+    def _handle(self, pending: _Pending) -> None:
+        self._write(self._line(pending))
+
+    def _sync_batch(self) -> None:
+        if self.fsync == "batch":
+            os.fsync(self._fd)
 
     def _write(self, line: bytes) -> None:
         if self.max_bytes is not None:
@@ -347,12 +313,6 @@ class AuditLog:
                 "finished_at": finished.isoformat(timespec="microseconds"),
             },
         }
-
-
-def _close_at_exit(ref: weakref.ref[AuditLog]) -> None:
-    log = ref()
-    if log is not None:
-        log.close()
 
 
 def _rotated(path: Path) -> list[Path]:

@@ -28,14 +28,12 @@ Example:
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ra_guard._background import wait_until_drained
+from ra_guard._background import BackgroundWorker
 from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.metrics import decision_outcome
 
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["PhoenixAnnotator", "annotations_for"]
 
 _logger = logging.getLogger(__name__)
-_STOP = object()
 AnnotatorKind = Literal["LLM", "CODE", "HUMAN"]
 
 
@@ -192,52 +189,54 @@ class PhoenixAnnotator:
         self.include_reasoning = include_reasoning
         self.attempts = max(1, attempts)
         self.sent = 0
-        self.dropped = 0
+        self._unsent = 0
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout_s, transport=transport)
-        self._queue: queue.Queue[tuple[Decision, DecisionSpans] | object] = queue.Queue(maxsize=max_queue)
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="ra-guard-phoenix", daemon=True)
-        self._thread.start()
+        # Annotations are built and sent on the worker; what is queued is sent at close() or at exit.
+        self._worker: BackgroundWorker[tuple[Decision, DecisionSpans]] = BackgroundWorker(
+            "ra-guard-phoenix",
+            self._handle,
+            what=f"Phoenix annotator for {redact_secrets(self.endpoint)}",
+            items="decisions",
+            max_queue=max_queue,
+            on_overflow="drop",
+            on_close=self._client.close,
+            poll_s=0.005,
+            # At exit, an unreachable Phoenix must not hold the process up for long.
+            exit_timeout_s=5.0,
+        )
+
+    @property
+    def dropped(self) -> int:
+        """Decisions not sent: the queue was full, or every attempt failed."""
+        return self._worker.dropped + self._unsent
 
     def __repr__(self) -> str:
         return f"PhoenixAnnotator({self.endpoint!r})"
 
     def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
         """Queue a decision's annotations (called by the tracer; returns at once)."""
-        if self._closed:
-            return
-        try:
-            self._queue.put_nowait((decision, spans))  # annotations are built on the thread
-        except queue.Full:
-            self.dropped += 1
+        if not self._worker.closed:
+            self._worker.put((decision, spans))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued decision was sent (or given up on)."""
-        return wait_until_drained(self._queue, self._thread, timeout=timeout, poll_s=0.005)
+        return self._worker.flush(timeout)
 
     def close(self) -> None:
         """Send what is queued, then stop the thread and close the HTTP client."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join()
-        self._client.close()
+        self._worker.close()
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is _STOP:
-                    return
-                decision, spans = cast("tuple[Decision, DecisionSpans]", item)
-                notes = annotations_for(
-                    decision, spans, annotator_kind=self.annotator_kind, include_reasoning=self.include_reasoning
-                )
-                self._send(notes)
-            finally:
-                self._queue.task_done()
+    def _handle(self, item: tuple[Decision, DecisionSpans]) -> None:
+        decision, spans = item
+        try:
+            notes = annotations_for(
+                decision, spans, annotator_kind=self.annotator_kind, include_reasoning=self.include_reasoning
+            )
+        except Exception:
+            self._unsent += 1
+            raise  # the worker logs it and goes on with the next decision
+        self._send(notes)
 
     def _send(self, notes: list[dict[str, Any]]) -> None:
         for attempt in range(1, self.attempts + 1):
@@ -254,5 +253,5 @@ class PhoenixAnnotator:
                     break  # the request is wrong; retrying will not help
             if attempt < self.attempts:
                 time.sleep(0.2 * 2 ** (attempt - 1))
-        self.dropped += 1
+        self._unsent += 1
         _logger.warning("could not send span annotations to Phoenix at %s: %s", self.endpoint, redact_secrets(problem))
