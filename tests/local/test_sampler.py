@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
-from ra_guard.exceptions import SamplerError
-from ra_guard.judges._hf import LocalModelError
+from ra_guard.exceptions import LocalModelError, SamplerError
 from ra_guard.samplers import resolve_sampler
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from ra_guard.samplers.transformers import SamplerOutOfMemoryError, TransformersSampler  # noqa: E402
+from ra_guard.local import SamplerOutOfMemoryError, TransformersSampler  # noqa: E402
 
 USER = [{"role": "user", "content": "Say hello."}]
 
@@ -25,7 +24,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
-        from ra_guard.tiny_model import build_tiny_model
+        from ra_guard.testing.tiny_model import build_tiny_model
 
         # Same cache root as tests/judges: a cache hit when both run in one session.
         yield build_tiny_model(tmp_path_factory.getbasetemp() / "ra-guard-cache")
