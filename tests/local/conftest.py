@@ -1,4 +1,4 @@
-"""Fixtures for the local judge tests: one tiny random Qwen3, built once per session, offline.
+"""Fixtures for the local inference tests: one tiny random Qwen3, built once per session, offline.
 
 The model is built with :func:`ra_guard.testing.tiny_model.build_tiny_model` into the
 session's temporary directory and loaded back through ``from_pretrained``,
