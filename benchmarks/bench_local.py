@@ -11,10 +11,10 @@ inputs and the same ``max_new_tokens``, greedy on both sides:
 - whole decisions: 32 ``Guard.arun`` decisions concurrently versus one after another.
 
 The default model is SmolLM2-135M-Instruct's real weights
-(:func:`ra_guard.smollm2.prepare_smollm2`; a chat model standing in for a
+(:func:`ra_guard.testing.smollm2.prepare_smollm2`; a chat model standing in for a
 RewardAnything judge) with realistic candidates of about 100 words
 (``--words``; 0 uses the old 3-12-word answers). ``tiny`` (~0.1M) and ``small``
-(~20M) are random-weight Qwen3s built by :mod:`ra_guard.tiny_model`; their
+(~20M) are random-weight Qwen3s built by :mod:`ra_guard.testing.tiny_model`; their
 generations are garbage. Either way both sides generate greedily from the same
 weights, so they produce the same tokens (the tokens per judgment are printed),
 and a judgment counts whether or not its output parses. Both sides run in this
@@ -45,9 +45,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads c
 from ra_guard import BestOfN, Guard
 from ra_guard.exceptions import JudgeOutputError
 from ra_guard.judges.base import JudgeRequest
-from ra_guard.judges.local import LocalJudge, Mode
+from ra_guard.local import LocalJudge, Mode
 from ra_guard.testing import FunctionSampler
-from ra_guard.tiny_model import build_tiny_model
+from ra_guard.testing.tiny_model import build_tiny_model
 from ra_guard.types import ChatMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _model(size: str, cache: Path | None) -> Path:
     if size == "smollm2":
-        from ra_guard.smollm2 import prepare_smollm2
+        from ra_guard.testing.smollm2 import prepare_smollm2
 
         return prepare_smollm2(cache, progress=print)
     return build_tiny_model(cache, size=size)

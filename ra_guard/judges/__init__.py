@@ -29,7 +29,7 @@ _JUDGES: dict[str, tuple[str, str]] = {
     "vllm": ("ra_guard.judges.openai_compat", "OpenAICompatJudge"),
     "rewardanything": ("ra_guard.judges.rewardanything_server", "RewardAnythingServerJudge"),
     "litellm": ("ra_guard.judges.litellm_judge", "LiteLLMJudge"),
-    "local": ("ra_guard.judges.local", "LocalJudge"),
+    "local": ("ra_guard.local", "LocalJudge"),
 }
 
 

@@ -20,7 +20,7 @@ __all__ = ["FunctionSampler", "Sampler", "WrapperSampler", "resolve_sampler"]
 
 _SAMPLERS: dict[str, tuple[str, str]] = {
     "litellm": ("ra_guard.samplers.litellm", "LiteLLMSampler"),
-    "transformers": ("ra_guard.samplers.transformers", "TransformersSampler"),
+    "transformers": ("ra_guard.local", "TransformersSampler"),
 }
 
 

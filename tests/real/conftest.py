@@ -138,7 +138,7 @@ _UNAVAILABLE = _Unavailable()
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The converted SmolLM2-135M-Instruct checkpoint (bf16, head_dim 64; cached after the first run)."""
-    from ra_guard.smollm2 import prepare_smollm2
+    from ra_guard.testing.smollm2 import prepare_smollm2
 
     return Path(prepare_smollm2())
 

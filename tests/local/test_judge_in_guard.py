@@ -10,7 +10,7 @@ import pytest
 
 from ra_guard import BestOfN, Guard
 from ra_guard.judges import resolve_judge
-from ra_guard.judges.local import LocalJudge
+from ra_guard.local import LocalJudge
 from ra_guard.testing import FunctionSampler
 
 pytest.importorskip("torch")

@@ -6,8 +6,8 @@ token ids the model reads: the RewardAnything messages
 template with the generation prompt, plus, in ``fast`` mode, the forced JSON
 skeleton. The template's own text is tokenized with control tokens, the
 request's text (principle, prompt, candidates, the caller's names) never is
-(:class:`~ra_guard.judges._hf.TokenEncoder`). An input that does not fit the context is shortened or refused (see
-:mod:`ra_guard.judges._truncation`); the end of the input is never cut.
+(:class:`~ra_guard.local._tokens.TokenEncoder`). An input that does not fit the context is shortened or refused (see
+:mod:`ra_guard.local._truncation`); the end of the input is never cut.
 
 Example:
     >>> inputs = JudgeInputs(tokenizer, mode="fast", context_length=8192, max_new_tokens=1,
@@ -22,11 +22,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ra_guard.judges._hf import LocalModelError, TokenEncoder
-from ra_guard.judges._truncation import TRUNCATION_MARK, fit_responses, too_long_error
+from ra_guard.exceptions import LocalModelError
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
 from ra_guard.judges.scoring import EMPTY_THINKING, ForcedJsonReader
+from ra_guard.local._tokens import TokenEncoder
+from ra_guard.local._truncation import TRUNCATION_MARK, fit_responses, too_long_error
 from ra_guard.types import ChatMessage
 
 __all__ = ["JudgeInputs", "PreparedInput"]

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ra_guard.judges._hf import require
+from ra_guard.local.loading import require
 
 __all__ = ["BatchState", "DecodeResult", "Engine", "SamplingOptions"]
 

@@ -15,7 +15,7 @@ import pytest
 from ra_guard.exceptions import JudgeOutputError
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
-from ra_guard.judges.local import LocalJudge
+from ra_guard.local import LocalJudge
 from ra_guard.verdict import Verdict
 
 torch = pytest.importorskip("torch")

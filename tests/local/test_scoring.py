@@ -10,8 +10,8 @@ import pytest
 
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
-from ra_guard.judges.local import LocalJudge
 from ra_guard.judges.scoring import ForcedJsonReader, permutation_orders
+from ra_guard.local import LocalJudge
 
 torch = pytest.importorskip("torch")
 

@@ -1,6 +1,6 @@
-"""Fixtures for the local judge tests: one tiny random Qwen3, built once per session, offline.
+"""Fixtures for the local inference tests: one tiny random Qwen3, built once per session, offline.
 
-The model is built with :func:`ra_guard.tiny_model.build_tiny_model` into the
+The model is built with :func:`ra_guard.testing.tiny_model.build_tiny_model` into the
 session's temporary directory and loaded back through ``from_pretrained``,
 exactly as users load a real checkpoint. The hub is never called:
 ``HF_HUB_OFFLINE=1`` and ``HF_HOME`` points into the temporary directory.
@@ -32,7 +32,7 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     pytest.importorskip("transformers")
     with pytest.MonkeyPatch.context() as mp:
         _go_offline(mp, tmp_path_factory.mktemp("hf-home"))
-        from ra_guard.tiny_model import build_tiny_model
+        from ra_guard.testing.tiny_model import build_tiny_model
 
         yield build_tiny_model(tmp_path_factory.getbasetemp() / "ra-guard-cache")
 
@@ -40,6 +40,6 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_path: Path) -> tuple[object, object]:
     """The tiny model and tokenizer, loaded once (for engine-level tests and wrappers)."""
-    from ra_guard.judges._hf import LoadOptions, load_model_and_tokenizer
+    from ra_guard.local.loading import LoadOptions, load_model_and_tokenizer
 
     return load_model_and_tokenizer(tiny_model_path, LoadOptions(device="cpu"))

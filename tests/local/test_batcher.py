@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ra_guard.judges._batcher import MicroBatcher
+from ra_guard.local._batcher import MicroBatcher
 
 
 async def test_concurrent_submissions_form_batches_up_to_the_limit() -> None:

@@ -17,9 +17,9 @@ from ra_guard.exceptions import (
     MissingDependencyError,
 )
 from ra_guard.judges import resolve_judge
-from ra_guard.judges._truncation import TRUNCATION_MARK
 from ra_guard.judges.base import JudgeRequest
-from ra_guard.judges.local import LocalJudge, LocalModelError, LocalOutOfMemoryError
+from ra_guard.local import LocalJudge, LocalModelError, LocalOutOfMemoryError
+from ra_guard.local._truncation import TRUNCATION_MARK
 
 torch = pytest.importorskip("torch")
 
@@ -214,7 +214,8 @@ def test_missing_torch_names_the_extra(tiny_model_path: Path, monkeypatch: pytes
 
 def test_importing_the_backend_does_not_import_torch() -> None:
     code = (
-        "import sys, ra_guard.judges.local, ra_guard.samplers.transformers, ra_guard.tiny_model; "
+        "import sys, ra_guard.local, ra_guard.judges.local, ra_guard.samplers.transformers, "
+        "ra_guard.testing.tiny_model, ra_guard.testing.smollm2, ra_guard.tiny_model, ra_guard.smollm2; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

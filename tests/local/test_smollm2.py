@@ -7,7 +7,7 @@ import importlib.metadata
 import pytest
 
 from ra_guard.exceptions import MissingDependencyError
-from ra_guard.smollm2 import find_smollm2_gguf
+from ra_guard.testing.smollm2 import find_smollm2_gguf
 
 
 def test_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,25 +1,35 @@
-"""Loading transformers models for local inference, with errors that say what to fix.
+"""Loading a transformers chat model for local inference: one set of options, checked once.
 
-Shared by the local judge and the transformers sampler. torch and transformers
-are imported lazily: a missing one raises
-``MissingDependencyError(..., extra="local")`` only when a local backend is built.
-:class:`TokenEncoder` tokenizes a chat so that message text never becomes a
-control token (candidates, prompts and principles are untrusted input).
+The one place where ra-guard calls ``from_pretrained``: the local judge
+(:class:`~ra_guard.local.LocalJudge`), the transformers sampler
+(:class:`~ra_guard.local.TransformersSampler`) and the model builders of
+:mod:`ra_guard.testing` all load through here, so they accept the same load
+options (:class:`LoadSettings`, keyword arguments of both backends) with the
+same defaults and the same errors. torch and transformers are imported lazily:
+a missing one raises ``MissingDependencyError(..., extra="local")`` only when a
+local backend is built.
 
 Example:
-    >>> options = LoadOptions(dtype="float32", device="cpu")
-    >>> options.device
-    'cpu'
+    >>> options = LoadOptions.from_settings({"dtype": "float32", "revision": "v1.0"}, owner="LocalJudge")
+    >>> options.dtype, options.revision
+    ('float32', 'v1.0')
+    >>> LoadOptions.from_settings({"revison": "v1.0"}, owner="LocalJudge")
+    Traceback (most recent call last):
+    ...
+    ra_guard.exceptions.ConfigurationError: LocalJudge got an unknown setting 'revison' (did you mean 'revision'?); ...
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
-import re
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from typing_extensions import TypedDict
 
 from ra_guard.exceptions import (  # the Local* errors are re-exported: the local backends raise them
     ConfigurationError,
@@ -30,17 +40,25 @@ from ra_guard.exceptions import (  # the Local* errors are re-exported: the loca
 )
 
 __all__ = [
+    "LOAD_SETTINGS",
+    "Dtype",
     "LoadOptions",
+    "LoadSettings",
     "LocalModelError",
     "LocalOutOfMemoryError",
     "SamplerOutOfMemoryError",
-    "TokenEncoder",
+    "check_known_settings",
     "is_out_of_memory",
     "load_model_and_tokenizer",
     "require",
 ]
 
+logger = logging.getLogger("ra_guard")
+
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+
+#: Floating-point dtype names that ``from_pretrained`` loads weights in (torch's names and aliases).
+_DTYPES = ("auto", "float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
 
 def require(module: str) -> Any:
@@ -82,24 +100,70 @@ def _has_torch() -> bool:
     return True
 
 
+class LoadSettings(TypedDict, total=False):
+    """The load options every local backend takes as keyword arguments (see :class:`LoadOptions`).
+
+    Example:
+        >>> settings: LoadSettings = {"dtype": "bfloat16", "revision": "main"}
+        >>> LoadOptions.from_settings(settings, owner="TransformersSampler").dtype
+        'bfloat16'
+    """
+
+    dtype: Dtype | str
+    device: str | None
+    device_map: str | dict[str, Any] | None
+    attn_implementation: str | None
+    trust_remote_code: bool
+    revision: str | None
+
+
+#: The names of the load options, in the order the docs list them.
+LOAD_SETTINGS: tuple[str, ...] = tuple(LoadSettings.__annotations__)
+
+
+def check_known_settings(given: Iterable[str], known: Collection[str], *, owner: str) -> None:
+    """Refuse a keyword argument that ``owner`` does not know, with a "did you mean".
+
+    Example:
+        >>> check_known_settings(["max_tokens"], ["max_new_tokens", "seed"], owner="TransformersSampler")
+        Traceback (most recent call last):
+        ...
+        ra_guard.exceptions.ConfigurationError: TransformersSampler got an unknown setting 'max_tokens' ...
+    """
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigurationError(f"{owner} got an unknown setting {key!r}{hint}; known: {', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load a local model with ``from_pretrained``.
+    """How to load a local model with ``from_pretrained``, checked when built.
 
     Attributes:
-        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), or a dtype name.
+        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), or a floating
+            dtype name (``"float32"``, ``"bfloat16"``, ``"float16"``...).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks
-            CUDA when available. Ignored when ``device_map`` is given.
+            CUDA when available. Give ``device`` or ``device_map``, not both.
         device_map: Passed to ``from_pretrained`` (``"auto"`` spreads a large
             model over the visible GPUs; needs ``accelerate``).
         attn_implementation: ``"sdpa"``, ``"eager"``, ``"flash_attention_2"``;
             ``None`` lets transformers choose.
         trust_remote_code: Allow model code from the checkpoint (off by default).
-        revision: A hub revision (branch, tag or commit) for hub ids.
+        revision: A hub revision (branch, tag or commit) of a hub id; ignored,
+            with a warning, for a local directory.
+
+    Raises:
+        ConfigurationError: An option has the wrong type or value.
 
     Example:
         >>> LoadOptions(device_map="auto").device_map
         'auto'
+        >>> LoadOptions(trust_remote_code="no")
+        Traceback (most recent call last):
+        ...
+        ra_guard.exceptions.ConfigurationError: trust_remote_code='no': use True or False
     """
 
     dtype: Dtype | str = "auto"
@@ -108,6 +172,44 @@ class LoadOptions:
     attn_implementation: str | None = None
     trust_remote_code: bool = False
     revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ConfigurationError(
+                f"dtype={self.dtype!r} is not a floating torch dtype name; use 'auto', 'float32', 'bfloat16' "
+                "or 'float16'"
+            )
+        if not isinstance(self.trust_remote_code, bool):  # a truthy string must not allow remote code
+            raise ConfigurationError(f"trust_remote_code={self.trust_remote_code!r}: use True or False")
+        for field in ("device", "attn_implementation", "revision"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(f"{field}={value!r}: give a non-empty string or None")
+        if self.device_map is not None and not isinstance(self.device_map, (str, dict)):
+            raise ConfigurationError(f"device_map={self.device_map!r}: give 'auto', a dict or None")
+        if self.device is not None and self.device_map is not None:
+            raise ConfigurationError(
+                f"device={self.device!r} and device_map={self.device_map!r} both given: "
+                "device_map places the model itself; give one of them"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, owner: str) -> LoadOptions:
+        """The options from a backend's keyword arguments, refusing unknown ones (with a "did you mean").
+
+        Args:
+            settings: Keyword arguments, all of them :data:`LOAD_SETTINGS`.
+            owner: The backend's class name, for the error message.
+
+        Raises:
+            ConfigurationError: An unknown setting, or a wrong value.
+
+        Example:
+            >>> LoadOptions.from_settings({"device": "cpu"}, owner="LocalJudge").device
+            'cpu'
+        """
+        check_known_settings(settings, LOAD_SETTINGS, owner=owner)
+        return cls(**settings)
 
 
 def _resolve_dtype(torch: Any, dtype: str, device: str) -> Any:
@@ -164,7 +266,7 @@ def load_model_and_tokenizer(target: str | Path, options: LoadOptions) -> tuple[
     Args:
         target: A local directory or a hub id (hub ids must already be cached
             when ``HF_HUB_OFFLINE=1``).
-        options: dtype, device, attention implementation.
+        options: Revision, dtype, device, attention implementation, remote code.
 
     Returns:
         ``(model, tokenizer)``, the model in eval mode, the tokenizer left-padding.
@@ -186,6 +288,13 @@ def load_model_and_tokenizer(target: str | Path, options: LoadOptions) -> tuple[
         text = str(Path(text).expanduser())
         if not (Path(text) / "config.json").is_file():
             raise LocalModelError(text, "no config.json in this directory; save the model with save_pretrained")
+        if options.revision is not None:
+            # transformers reads a directory as it is: a pinned revision would silently mean nothing.
+            logger.warning(
+                "revision=%r ignored: %s is a local directory, loaded as it is (a revision selects a hub commit)",
+                options.revision,
+                text,
+            )
     torch = require("torch")
     transformers = require("transformers")
     config = _check_config(text, transformers, options)
@@ -231,128 +340,40 @@ def load_model_and_tokenizer(target: str | Path, options: LoadOptions) -> tuple[
     return model, tokenizer
 
 
-class TokenEncoder:
-    """Tokenizes chat-template scaffolding and untrusted text apart, so text never becomes a control token.
+def load_gguf_model_and_tokenizer(gguf_file: str | Path, *, dtype: str = "bfloat16") -> tuple[Any, Any]:
+    """Load (dequantise) a GGUF file with ``from_pretrained(..., gguf_file=...)``, for a model builder.
 
-    A tokenizer maps the text ``<|im_start|>`` to the control token of that name
-    wherever it occurs. Tokenizing a rendered chat template as one string would
-    therefore let a candidate (or prompt, or principle) that contains
-    ``<|im_end|>\\n<|im_start|>system ...`` open a turn of its own in the model's
-    input. Here only the template's own text is tokenized with control tokens
-    (:meth:`trusted`); message contents go through :meth:`untrusted` or
-    :meth:`parts`, which spell every control-token string out as ordinary text
-    and then check that no control id came from them.
-
-    Control tokens are the tokenizer's added tokens (special or not, e.g. Qwen3's
-    ``<think>``), except those that are only whitespace.
+    The result is a transformers model and tokenizer in memory; a GGUF-loaded
+    model refuses ``save_pretrained`` as it is (see
+    :func:`ra_guard.testing.smollm2.prepare_smollm2`, which copies its weights).
 
     Args:
-        tokenizer: A transformers tokenizer.
-        model_name: For error messages.
+        gguf_file: The ``.gguf`` file.
+        dtype: The dtype the weights are dequantised to.
+
+    Raises:
+        LocalModelError: The file is missing or transformers cannot read it.
+        MissingDependencyError: torch, transformers or gguf is not installed.
 
     Example:
-        >>> encoder = TokenEncoder(tokenizer)  # doctest: +SKIP
-        >>> encoder.untrusted("<|im_start|>") == encoder.trusted("<|im_start|>")  # doctest: +SKIP
-        False
+        >>> load_gguf_model_and_tokenizer("/nonexistent/model.gguf")
+        Traceback (most recent call last):
+        ...
+        ra_guard.exceptions.LocalModelError: /nonexistent/model.gguf: no such GGUF file
     """
-
-    def __init__(self, tokenizer: Any, *, model_name: str = "") -> None:
-        self.tokenizer = tokenizer
-        self.model_name = model_name
-        decoder: dict[int, Any] = dict(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-        controls = {int(i): str(getattr(t, "content", t)) for i, t in decoder.items()}
-        controls = {i: text for i, text in controls.items() if text.strip()}
-        self.control_ids: frozenset[int] = frozenset(controls)
-        # Longest first: where one control string contains another, the longer one is spelled out.
-        texts = sorted(set(controls.values()), key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(t) for t in texts)) if texts else None
-
-    def trusted(self, text: str) -> list[int]:
-        """Token ids of our own text (template scaffolding): control-token strings become control tokens."""
-        if not text:
-            return []
-        # verbose=False: measuring an over-long input is expected here, not worth a log warning.
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        return ids
-
-    def untrusted(self, text: str) -> list[int]:
-        """Token ids of untrusted text, with no control token whatever the text says.
-
-        Raises:
-            LocalModelError: The tokenizer still produced a control id.
-        """
-        return self.parts([(text, False)])
-
-    def parts(self, parts: Sequence[tuple[str, bool]]) -> list[int]:
-        """Token ids of ``(text, trusted)`` parts, read as one text where nothing is at stake.
-
-        The parts are tokenized as one string (so benign input gets exactly the
-        ids of the whole rendered template), cut only where an untrusted part
-        holds a control-token string: that string is split after its first
-        character, which the tokenizer cannot read as the control token. The
-        text is unchanged when decoded. Afterwards the control ids are counted:
-        exactly as many as the trusted parts spell.
-
-        Raises:
-            LocalModelError: A control id came from untrusted text (a tokenizer
-                this method does not know how to handle).
-        """
-        ids: list[int] = []
-        pending = ""
-        expected = 0
-        for text, trusted in parts:
-            if trusted or self._pattern is None:
-                pending += text
-                expected += len(self._pattern.findall(text)) if trusted and self._pattern is not None else 0
-                continue
-            start = 0
-            for match in self._pattern.finditer(text):
-                ids += self.trusted(pending + text[start : match.start()] + match.group()[0])
-                pending, start = match.group()[1:], match.end()
-            pending += text[start:]
-        ids += self.trusted(pending)
-        found = sum(1 for token in ids if token in self.control_ids)
-        if found != expected:
-            raise LocalModelError(
-                self.model_name,
-                f"cannot tokenize untrusted text without control tokens ({found} found, {expected} expected); "
-                "this tokenizer is not supported for untrusted input",
-            )
-        return ids
-
-    def chat(self, messages: Sequence[Mapping[str, Any]], **template_kwargs: Any) -> list[int]:
-        """Token ids of ``messages`` through the chat template, contents tokenized as untrusted text.
-
-        Each string content is replaced by a placeholder while the template is
-        rendered; the scaffolding around the placeholders is tokenized with
-        control tokens, each content without. A content that is not a string
-        (``None``, a list of parts) is left for the template to render.
-
-        Raises:
-            LocalModelError: The template does not render each content exactly
-                once (it would be unsafe to guess where the content went).
-        """
-        placeholders: dict[str, str] = {}
-        rendered: list[dict[str, Any]] = []
-        for i, message in enumerate(messages):
-            copy = dict(message)
-            content = copy.get("content")
-            if isinstance(content, str):
-                placeholder = f"\x00ra-guard-content-{i}\x00"
-                placeholders[placeholder] = content
-                copy["content"] = placeholder
-            rendered.append(copy)
-        text: str = self.tokenizer.apply_chat_template(rendered, tokenize=False, **template_kwargs)
-        parts: list[tuple[str, bool]] = []
-        start = 0
-        for placeholder, content in placeholders.items():
-            at = text.find(placeholder, start)
-            if at < 0 or text.count(placeholder) != 1:
-                raise LocalModelError(
-                    self.model_name,
-                    "the chat template does not render each message content exactly once; "
-                    "ra-guard cannot keep message text apart from control tokens with it",
-                )
-            parts += [(text[start:at], True), (content, False)]
-            start = at + len(placeholder)
-        return self.parts([*parts, (text[start:], True)])
+    path = Path(gguf_file).expanduser()
+    if not path.is_file():
+        raise LocalModelError(str(gguf_file), "no such GGUF file")
+    options = LoadOptions(dtype=dtype, device="cpu")
+    torch = require("torch")
+    transformers = require("transformers")
+    source_dir, name = str(path.parent), path.name
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source_dir, gguf_file=name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            source_dir, gguf_file=name, dtype=_resolve_dtype(torch, str(options.dtype), "cpu")
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise LocalModelError(str(path), f"cannot load the GGUF file: {first}") from None
+    return model, tokenizer

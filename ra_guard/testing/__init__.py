@@ -1,7 +1,11 @@
-"""Test doubles for users' own tests: judges and samplers driven by functions.
+"""Test and demo helpers: judges and samplers driven by functions, and small models to run.
 
-Nothing here talks to a model. Use these to test chains that use ra-guard
-without a GPU or an endpoint; never in production.
+:class:`FunctionJudge` and :class:`FunctionSampler` talk to no model: use them
+to test chains that use ra-guard without a GPU or an endpoint; never in
+production. The model builders live in submodules, imported on demand (they
+need the ``local`` extra): :mod:`ra_guard.testing.tiny_model` builds a tiny
+random-weight Qwen3 for unit tests, :mod:`ra_guard.testing.smollm2` prepares
+SmolLM2-135M-Instruct, a real small chat model, for the demo and benchmarks.
 
 Example:
     >>> from ra_guard import Guard, Policy

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from ra_guard.exceptions import MissingDependencyError
-from ra_guard.judges._hf import TokenEncoder
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
-from ra_guard.judges.local import LocalJudge
+from ra_guard.local import LocalJudge
+from ra_guard.local._tokens import TokenEncoder
 
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -41,7 +41,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def smollm2_tokenizer() -> Any:
-    from ra_guard.smollm2 import prepare_smollm2
+    from ra_guard.testing.smollm2 import prepare_smollm2
 
     try:
         path = prepare_smollm2()
