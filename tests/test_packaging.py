@@ -58,6 +58,16 @@ def test_wheel_contents(wheel: Path) -> None:
     assert "ra_guard/data/rewardanything_system_prompt.txt" in names
     assert "ra_guard/py.typed" in names
     assert not [n for n in names if n.startswith(("tests/", "integrations/", "policies/"))]
+    # Every module of the checkout ships, the linked integrations and the subpackages (local, testing) included.
+    # (os.walk with followlinks: pathlib's "**" does not enter the linked folders before Python 3.13.)
+    modules = {
+        f"ra_guard/{(Path(folder) / name).relative_to(ROOT / 'ra_guard').as_posix()}"
+        for folder, _, files in os.walk(ROOT / "ra_guard", followlinks=True)
+        for name in files
+        if name.endswith(".py")
+    }
+    assert "ra_guard/integrations/langchain/middleware.py" in modules
+    assert modules - set(names) == set()
 
 
 @pytest.mark.slow
