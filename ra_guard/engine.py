@@ -64,12 +64,15 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
+
+from opentelemetry.trace import Span
 
 from ra_guard._candidates import (
     SCORE_RANGE,
@@ -167,11 +170,6 @@ def _uuid4_hex() -> str:
         4
     """
     return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
-
-
-async def _nth(answers: asyncio.Future[Sequence[_Answer]], index: int) -> _Answer:
-    """Request ``index``'s answer from a round's shared call (shielded: one waiter's cancel is not the call's)."""
-    return (await asyncio.shield(answers))[index]
 
 
 class DecisionRun:
@@ -405,28 +403,42 @@ class DecisionRun:
             for i, p in enumerate(policies)
         ]
         self._judge_calls += len(requests)
+        tracer = self.settings.tracer
+        judge = self.settings.judge
+        calls = [
+            tracer.judge_call(judge=judge.name, policy=p.name, candidates=len(entries), request=r, model=judge.model)
+            for p, r in zip(policies, requests, strict=True)
+        ]
         if len(requests) == 1:
             # The usual single-policy round: the call runs inside its judge span, which backends then see
             # as the current span (their retries and HTTP spans land on it).
-            await self._traced(policies[0], requests[0], self._ask(requests, 0), entries, names)
+            with calls[0] as span:
+                (answer,) = await self._ask_all(requests)
+                verdict = self._settle(span, policies[0], answer, entries, names)
+            if verdict is not None:
+                self._take(policies[0], entries, verdict)
             return
-        # Several requests: one call for all, started before the spans, each span awaiting its own answer.
-        # The call runs under the decision span, since it serves every policy's span at once.
-        answers = asyncio.ensure_future(self._ask_all(requests))
+        # Several requests, one call: each span is entered and left in its own copy of the context, so the
+        # spans are siblings under the decision span (not nested) and each records its own answer. The
+        # call runs under the decision span, since it serves them all.
+        contexts = [contextvars.copy_context() for _ in calls]
+        opened = [context.run(call.__enter__) for context, call in zip(contexts, calls, strict=True)]
         try:
-            await asyncio.gather(
-                *[
-                    self._traced(policy, request, _nth(answers, i), entries, names)
-                    for i, (policy, request) in enumerate(zip(policies, requests, strict=True))
-                ]
-            )
+            answers = await self._ask_all(requests)
+        except BaseException as exc:  # cancelled: every span ends with it
+            for context, call in zip(contexts, calls, strict=True):
+                context.run(call.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        verdicts: list[Verdict | None] = []
+        try:
+            for context, span, policy, answer in zip(contexts, opened, policies, answers, strict=True):
+                verdicts.append(context.run(self._settle, span, policy, answer, entries, names))
         finally:
-            if not answers.done():
-                answers.cancel()
-                await asyncio.gather(answers, return_exceptions=True)
-
-    async def _ask(self, requests: Sequence[JudgeRequest], index: int) -> _Answer:
-        return (await self._ask_all(requests))[index]
+            for context, call in zip(contexts, calls, strict=True):
+                context.run(call.__exit__, None, None, None)
+        for policy, verdict in zip(policies, verdicts, strict=True):
+            if verdict is not None:
+                self._take(policy, entries, verdict)
 
     async def _ask_all(self, requests: Sequence[JudgeRequest]) -> Sequence[_Answer]:
         """The judge's answers to ``requests`` from one ``ajudge_many`` call, one per request, in order."""
@@ -450,26 +462,21 @@ class DecisionRun:
             return [error] * len(requests)
         return answers
 
-    async def _traced(
-        self,
-        policy: Policy,
-        request: JudgeRequest,
-        answer: Awaitable[_Answer],
-        entries: Sequence[Entry],
-        names: Sequence[str],
-    ) -> None:
-        """Trace one request of a round, await its answer and record it (or the policy's failure mode)."""
+    def _settle(
+        self, span: Span, policy: Policy, answer: _Answer, entries: Sequence[Entry], names: Sequence[str]
+    ) -> Verdict | None:
+        """Record one request's answer on its span: the verdict to take, or ``None`` where its policy failed."""
         tracer = self.settings.tracer
-        judge = self.settings.judge
-        with tracer.judge_call(
-            judge=judge.name, policy=policy.name, candidates=len(entries), request=request, model=judge.model
-        ) as span:
-            verdict = self._usable(await answer, names)
-            if isinstance(verdict, _Failure):
-                tracer.record_error(span, verdict.error)
-                self._judge_failed(policy, entries, verdict.reason, kind=verdict.kind)
-                return
-            tracer.record_verdict(span, verdict)
+        verdict = self._usable(answer, names)
+        if isinstance(verdict, _Failure):
+            tracer.record_error(span, verdict.error)
+            self._judge_failed(policy, entries, verdict.reason, kind=verdict.kind)
+            return None
+        tracer.record_verdict(span, verdict)
+        return verdict
+
+    def _take(self, policy: Policy, entries: Sequence[Entry], verdict: Verdict) -> None:
+        """Write a usable verdict into the candidates' scores, with its usage and repairs."""
         usage = verdict.usage
         self._judge_tokens[0] += usage.prompt_tokens
         self._judge_tokens[1] += usage.completion_tokens

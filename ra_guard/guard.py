@@ -8,6 +8,12 @@ each with a sync and an async form, return a :class:`~ra_guard.decision.Decision
   replace it only where it fails (or always compare, by option);
 - ``rerank``/``arerank(prompt, candidates)``: score given candidates, no sampling.
 
+Each entry point picks a :class:`~ra_guard.strategies.Strategy` (the guard's own
+for ``run``; :class:`~ra_guard.strategies.Check` around it for ``check``;
+:class:`~ra_guard.strategies.Rerank` for ``rerank``) and runs it on a
+:class:`~ra_guard.engine.DecisionRun` built from the guard's
+:class:`~ra_guard.engine.RunSettings`: the guard configures, the engine decides.
+
 Example:
     >>> from ra_guard.testing import FunctionJudge, FunctionSampler
     >>> judge = FunctionJudge(lambda req: {n: 5 - min(len(t), 40) / 10 for n, t in req.responses.items()})
@@ -240,8 +246,9 @@ class Guard:
 
         The output is candidate 0 (``source="original"``). With ``mode="on_failure"``
         it is judged first; if it passes, or there is no sampler, that is the
-        decision. Otherwise the guard's strategy takes over from it
-        (:meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
+        decision. Otherwise the guard's strategy takes over from it (the
+        :class:`~ra_guard.strategies.Check` strategy hands it to
+        :meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
         judges them beside the output; ``RetryWithFeedback`` retries with the
         output's critique as the first feedback, up to ``max_attempts`` rounds.
         The best candidate wins, the output included.
@@ -280,9 +287,10 @@ class Guard:
     # -- rerank -----------------------------------------------------------
 
     async def arerank(self, prompt: str | Messages, candidates: Sequence[str]) -> Decision:
-        """Score given ``candidates`` for ``prompt`` and choose the best: judging only, no strategy, no sampling.
+        """Score given ``candidates`` for ``prompt`` and choose the best: judging only, no sampling.
 
-        Identical texts are judged once and share their scores.
+        The :class:`~ra_guard.strategies.Rerank` strategy drives it, whatever the
+        guard's strategy. Identical texts are judged once and share their scores.
 
         Raises:
             InputError: ``candidates`` is not a non-empty list of strings (a bare
