@@ -38,7 +38,10 @@ Rules the run keeps:
   policy) go to the judge in one :meth:`~ra_guard.judges.base.Judge.ajudge_many`
   call, so a judge that batches (the reference server's batch route) gets them
   as one batch; the base class runs them side by side. A request that failed
-  comes back in place and only its policy's ``on_judge_error`` applies.
+  comes back in place and only its policy's ``on_judge_error`` applies. Each
+  request has its own judge span; with several in a round, the shared call runs
+  under the decision span (what a backend reports during it, such as retries,
+  belongs to the round, not to one policy).
 - **A verdict is checked before it is used.** Every candidate must have a finite
   score within 1..5 (the RewardAnything scale); anything else is a judge error
   (``JudgeOutputError`` with reason ``missing_candidate``, ``score_not_finite``

@@ -7,12 +7,16 @@ import time
 from collections.abc import Mapping, Sequence
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from ra_guard import Budget, Guard, JudgeError, Policy, Sample, Verdict
+from ra_guard import BestOfN, Budget, ConfigurationError, Guard, InputError, JudgeError, Policy, Sample, Verdict
 from ra_guard.engine import DecisionRun, RunSettings
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.rewardanything_server import RewardAnythingServerJudge
-from ra_guard.strategies import Strategy
+from ra_guard.strategies import Check, Strategy
 from ra_guard.tracing import DecisionTracer
 from tests.support.openai_server import OpenAIStubServer
 
@@ -171,3 +175,70 @@ async def test_a_strategy_drives_a_run_built_from_settings_alone() -> None:
     assert decision.text == SHORT and decision.notes == ["best passes: True"]
     with pytest.raises(AttributeError):
         settings.judge = Batching()  # type: ignore[misc]
+
+
+# -- tracing a round, cancelling it ------------------------------------------------------------------
+
+
+def test_each_request_of_a_round_has_its_own_sibling_span_with_its_own_outcome() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    guard = Guard(policies=[BRIEF, THOROUGH], judge=Batching(failing=["Be thorough."]), tracer=DecisionTracer(provider))
+    guard.rerank("q", [LONG, SHORT])
+    provider.shutdown()
+
+    ended = exporter.get_finished_spans()
+    (root,) = [s for s in ended if s.parent is None]
+    judges = {s.attributes["ra_guard.policy"]: s for s in ended if s.name == "chat batching"}  # type: ignore[index]
+    assert set(judges) == {"brief", "thorough"}
+    assert all(s.parent is not None and s.parent.span_id == root.context.span_id for s in judges.values())
+    assert judges["brief"].status.status_code is StatusCode.UNSET
+    assert judges["brief"].attributes["ra_guard.score.candidate-1"] == 5.0  # type: ignore[index]
+    assert judges["thorough"].status.status_code is StatusCode.ERROR
+    assert judges["thorough"].attributes["error.type"] == "JudgeError"  # type: ignore[index]
+
+
+async def test_a_cancelled_round_ends_its_spans_and_cancels_the_call() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    started = asyncio.Event()
+
+    class Hung(Batching):
+        async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    guard = Guard(policies=[BRIEF, THOROUGH], judge=Hung(), tracer=DecisionTracer(provider))
+    task = asyncio.ensure_future(guard.arerank("q", [LONG, SHORT]))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    provider.shutdown()
+    ended = exporter.get_finished_spans()
+    judges = [s for s in ended if s.name == "chat batching"]
+    assert len(judges) == 2 and all(s.attributes["error.type"] == "CancelledError" for s in judges)  # type: ignore[index]
+    assert len(ended) == 3  # the decision's root span ended too
+
+
+# -- public names --------------------------------------------------------------------------------------
+
+
+def test_budget_is_one_class_under_every_name_it_had() -> None:
+    import ra_guard
+    import ra_guard.budget
+    import ra_guard.guard
+
+    assert ra_guard.Budget is ra_guard.guard.Budget is ra_guard.budget.Budget
+
+
+def test_check_refuses_a_bad_mode_output_or_follow_up_strategy() -> None:
+    with pytest.raises(ConfigurationError, match="mode must be"):
+        Check("x", then=BestOfN(), mode="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="output"):
+        Check(None, then=BestOfN())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"Check\.then must be a Strategy"):
+        Check("x", then="best_of_n")  # type: ignore[arg-type]
