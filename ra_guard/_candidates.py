@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from ra_guard.decision import CandidateSource
 from ra_guard.exceptions import JudgeOutputError
@@ -88,6 +88,22 @@ class Entry:
         """A candidate not judged yet: no score, the worst mean rank."""
         # Positional, every field: this runs per candidate.
         return Entry(index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index))
+
+    def as_candidate(self) -> dict[str, Any]:
+        """The :class:`~ra_guard.decision.Candidate` fields, as plain data for the decision's one validation."""
+        sample = self.sample
+        return {
+            "index": self.index,
+            "text": sample.text,
+            "source": self.source,
+            "attempt": self.attempt,
+            "finish_reason": sample.finish_reason,
+            "usage": sample.usage,
+            "response_id": sample.response_id,
+            "scores": self.scores,
+            "combined": self.combined,
+            "duplicate_of": self.duplicate_of,
+        }
 
 
 def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:

@@ -107,6 +107,7 @@ from ra_guard.verdict import Verdict
 
 __all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "RunSettings", "check_verdict"]
 
+#: What a decision does when every candidate is vetoed (see ``Guard(on_all_rejected=...)``).
 OnAllRejected = Literal["raise", "return_best"]
 
 
@@ -569,21 +570,7 @@ class DecisionRun:
             {
                 "decision_id": _uuid4_hex(),
                 "chosen_index": best,
-                "candidates": [
-                    {
-                        "index": e.index,
-                        "text": e.sample.text,
-                        "source": e.source,
-                        "attempt": e.attempt,
-                        "finish_reason": e.sample.finish_reason,
-                        "usage": e.sample.usage,
-                        "response_id": e.sample.response_id,
-                        "scores": e.scores,
-                        "combined": e.combined,
-                        "duplicate_of": e.duplicate_of,
-                    }
-                    for e in entries
-                ],
+                "candidates": [e.as_candidate() for e in entries],
                 "policies": list(self._by_name),
                 "strategy": strategy,
                 "attempts": max(1, self._attempts),

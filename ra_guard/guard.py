@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
@@ -38,7 +38,7 @@ from ra_guard._inputs import checked_candidates, checked_n, conversation
 from ra_guard._sync import close_on_background_loop, run_sync
 from ra_guard.budget import Budget
 from ra_guard.decision import Decision
-from ra_guard.engine import DecisionRun, RunSettings
+from ra_guard.engine import DecisionRun, OnAllRejected, RunSettings
 from ra_guard.exceptions import AllCandidatesRejected, ConfigurationError, InputError
 from ra_guard.judges import resolve_judge
 from ra_guard.judges.base import Judge
@@ -54,8 +54,6 @@ if TYPE_CHECKING:
 
 # Budget lives in ra_guard.budget, DecisionRun in ra_guard.engine, CheckMode in ra_guard.strategies.
 __all__ = ["Budget", "CheckMode", "DecisionRun", "Guard"]
-
-OnAllRejected = Literal["raise", "return_best"]
 
 
 class Guard:
