@@ -1,27 +1,58 @@
-"""The decision engine: :class:`DecisionRun`, the state of one decision that strategies drive.
+"""The decision engine: :class:`DecisionRun`, the state of one decision that a strategy drives.
 
-A strategy (:mod:`ra_guard.strategies`) calls four things on a run:
-:meth:`DecisionRun.sample`, :meth:`DecisionRun.judge`, :meth:`DecisionRun.best`
-and :meth:`DecisionRun.passes`. The run applies the budgets and the deadline,
-checks what samplers and judges return, applies each policy's failure mode,
-traces, and at the end freezes everything into a :class:`~ra_guard.decision.Decision`.
+One decision, top to bottom:
 
-Rules it keeps:
+1. The :class:`~ra_guard.guard.Guard` checks the call's input, builds a
+   :class:`RunSettings` (its policies, judge, budget, tracer, name) and opens
+   the decision's trace span; the engine never sees the guard itself.
+2. It makes a :class:`DecisionRun` and hands it to a
+   :class:`~ra_guard.strategies.Strategy` (``BestOfN``, ``RetryWithFeedback``,
+   or ``Check``/``Rerank`` for ``check`` and ``rerank``), which drives the run
+   through the interface below until a winner can be chosen.
+3. The guard calls :meth:`DecisionRun.finish`, which freezes the run into a
+   :class:`~ra_guard.decision.Decision` (or raises ``AllCandidatesRejected``).
+
+What a strategy calls on a run:
+
+- gathering: :meth:`~DecisionRun.sample` (the sampler's candidates, under the
+  budgets and the deadline) and :meth:`~DecisionRun.add` (candidates from
+  elsewhere: an agent's output, given texts); both return the new indexes.
+  :attr:`~DecisionRun.can_sample` says whether the call has a sampler.
+- judging: :meth:`~DecisionRun.judge` (candidates under every policy, one
+  listwise request per policy) and :meth:`~DecisionRun.judged`.
+- reading: :meth:`~DecisionRun.best`, :meth:`~DecisionRun.passes`,
+  :meth:`~DecisionRun.text_of`, :meth:`~DecisionRun.critique` (failed
+  requirements and the judge's notes, to phrase feedback).
+- pacing: :meth:`~DecisionRun.can_continue` (budgets and the deadline),
+  :meth:`~DecisionRun.n_or` (the caller's ``n`` over the strategy's),
+  :meth:`~DecisionRun.note` (a note on the decision), and
+  :attr:`~DecisionRun.messages` (the conversation as the caller gave it).
+
+Rules the run keeps:
 
 - **Nothing falls back in silence.** Every fallback is recorded on the decision,
   logged as a WARNING on the ``ra_guard`` logger (at most once per kind and
   policy per minute, with the count of those held back), and every fallback but
   ``all_rejected`` marks the decision ``degraded``.
+- **One judge call per round.** The requests of a judging round (one per
+  policy) go to the judge in one :meth:`~ra_guard.judges.base.Judge.ajudge_many`
+  call, so a judge that batches (the reference server's batch route) gets them
+  as one batch; the base class runs them side by side. A request that failed
+  comes back in place and only its policy's ``on_judge_error`` applies. Each
+  request has its own judge span; with several in a round, the shared call runs
+  under the decision span (what a backend reports during it, such as retries,
+  belongs to the round, not to one policy).
 - **A verdict is checked before it is used.** Every candidate must have a finite
   score within 1..5 (the RewardAnything scale); anything else is a judge error
   (``JudgeOutputError`` with reason ``missing_candidate``, ``score_not_finite``
   or ``score_out_of_range``) and the policy's ``on_judge_error`` applies.
-- **One text, one judgement.** Within a judge call, a text that repeats an
+- **One text, one judgement.** Within a judging round, a text that repeats an
   earlier candidate's exactly is not sent again: the copy shares the scores of
   the first, and says so (``Candidate.duplicate_of``).
 - **The deadline keeps what finished.** Under a deadline, samples are consumed
   as they finish (:meth:`~ra_guard.samplers.base.Sampler.astream_samples`); when
-  the deadline passes, the finished ones are judged and the rest dropped.
+  the deadline passes, the finished ones are judged and the rest dropped. A
+  judging round cut off by the deadline fails every request still in it.
 
 Example:
     >>> from ra_guard import Guard, Policy
@@ -36,37 +67,97 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import math
+import contextvars
+import enum
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
+from opentelemetry.trace import Span
+
+from ra_guard._candidates import (
+    SCORE_RANGE,
+    Entry,
+    check_verdict,
+    explain,
+    rank,
+    record_failure,
+    record_verdict,
+)
+from ra_guard._collect import collect_samples
 from ra_guard._fallback_log import FALLBACK_LOG, FallbackLog
+from ra_guard.budget import Budget
 from ra_guard.decision import CandidateSource, Decision, Fallback, degraded_reasons
 from ra_guard.exceptions import (
     AllCandidatesRejected,
     ConfigurationError,
     DeadlineExceeded,
     JudgeError,
-    JudgeOutputError,
     JudgeTimeoutError,
     SamplerError,
 )
-from ra_guard.judges.base import JudgeRequest
+from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.policy import Policy
 from ra_guard.samplers.base import Sampler
+from ra_guard.tracing import DecisionTracer
 from ra_guard.types import ChatMessage, Messages, Sample
 from ra_guard.verdict import Verdict
 
-if TYPE_CHECKING:
-    from ra_guard.guard import Guard
+__all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "RunSettings", "check_verdict"]
 
-__all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "check_verdict"]
+#: What a decision does when every candidate is vetoed (see ``Guard(on_all_rejected=...)``).
+OnAllRejected = Literal["raise", "return_best"]
 
-#: The RewardAnything score scale: a verdict outside it is a judge error.
-SCORE_RANGE = (1.0, 5.0)
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a decision needs from the guard that runs it, and nothing more.
+
+    Built by the guard for each decision; the engine reads nothing else of it.
+
+    Attributes:
+        guard_name: The guard's name, in fallback warnings.
+        policies: The policies every candidate is judged under, in order (names unique).
+        judge: The judge every request of the decision goes to.
+        budget: The deadline and the candidate and judge-call limits.
+        tracer: Traces sampling and judge calls (the decision span is the guard's).
+        on_all_rejected: ``"raise"`` or ``"return_best"`` when every candidate is vetoed.
+
+    Example:
+        >>> from ra_guard.testing import FunctionJudge
+        >>> settings = RunSettings(guard_name="g", policies=(Policy(name="p", principle="Be brief."),),
+        ...                        judge=FunctionJudge(lambda r: {k: 3 for k in r.responses}),
+        ...                        budget=Budget(), tracer=DecisionTracer())
+        >>> settings.on_all_rejected
+        'raise'
+    """
+
+    guard_name: str
+    policies: tuple[Policy, ...]
+    judge: Judge
+    budget: Budget
+    tracer: DecisionTracer
+    on_all_rejected: OnAllRejected = "raise"
+
+
+class _Missed(enum.Enum):
+    """An answer a judging round has in place of a verdict that never came."""
+
+    DEADLINE = "the decision's deadline passed"
+
+
+#: What a judging round holds for one request: a verdict, the error it failed with, or a missed deadline.
+_Answer = Verdict | BaseException | _Missed
+
+
+class _Failure(NamedTuple):
+    """Why a request's answer cannot be used: the error traced, the fallback kind, the reason recorded."""
+
+    error: BaseException
+    kind: str
+    reason: str
 
 
 # uuid4's version and variant bits, set on 128 random bits exactly as uuid.uuid4() sets them.
@@ -85,107 +176,36 @@ def _uuid4_hex() -> str:
     return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
-def _candidate_name(index: int) -> str:
-    return f"candidate-{index}"
-
-
-class _Score(TypedDict):
-    """One candidate under one policy while deciding: the :class:`PolicyScore` fields.
-
-    A plain dict, not an object, so that :meth:`DecisionRun.finish` hands it to the
-    one validation of the whole decision as it is (no copy per candidate and policy).
-    Treated as frozen once made: a copy of a text shares its first's.
-    """
-
-    score: float | None
-    rank: int | None
-    passed: bool
-    vetoed: bool
-    reasoning: str
-    distribution: list[float] | None
-    error: str | None
-    repairs: list[str]
-
-
-@dataclass(slots=True)
-class _Entry:
-    """A candidate while the decision is being made (mutable; frozen at the end)."""
-
-    index: int
-    name: str  # what judges call it (``candidate-{index}``), made once
-    sample: Sample
-    source: CandidateSource
-    attempt: int
-    scores: dict[str, _Score] = field(default_factory=dict)
-    rank_fraction: dict[str, float] = field(default_factory=dict)
-    duplicate_of: int | None = None
-    combined: float | None = None
-    vetoed: bool = False
-    # Best first when sorted: (-combined, mean rank fraction, index); made by _update, not per look.
-    key: tuple[float, float, int] = (0.0, 1.0, 0)
-
-
-def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:
-    """Why ``verdict`` cannot be used for ``names``, or ``None`` when it can.
-
-    Example:
-        >>> check_verdict(Verdict(scores={"a": 99.0}, ranking=["a"]), ["a"], judge="j").reason
-        'score_out_of_range'
-    """
-    if not isinstance(verdict, Verdict):
-        return JudgeOutputError(
-            "not_a_verdict", f"the judge returned {type(verdict).__name__}, not a Verdict", raw_text="", judge=judge
-        )
-    scores = verdict.scores
-    low, high = SCORE_RANGE
-    # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
-    # A plain loop: this runs per judge call, and a generator costs more than the checks at small N.
-    nan = math.nan
-    for name in names:
-        if not low <= scores.get(name, nan) <= high:
-            break
-    else:
-        return None
-    for name in names:
-        if name not in scores:
-            missing = ", ".join(n for n in names if n not in scores)
-            return JudgeOutputError(
-                "missing_candidate", f"verdict has no score for {missing}", raw_text=verdict.raw_text, judge=judge
-            )
-        score = scores[name]
-        if not math.isfinite(score):
-            return JudgeOutputError(
-                "score_not_finite", f"{name} scored {score!r}", raw_text=verdict.raw_text, judge=judge
-            )
-        if not low <= score <= high:
-            return JudgeOutputError(
-                "score_out_of_range",
-                f"{name} scored {score:g}, outside the scale {low:g}..{high:g}",
-                raw_text=verdict.raw_text,
-                judge=judge,
-            )
-    return None
-
-
 class DecisionRun:
     """The state of one decision, driven by a :class:`~ra_guard.strategies.Strategy`.
 
-    Strategies call :meth:`sample`, :meth:`judge`, :meth:`best` and
-    :meth:`passes` (and :meth:`critique` to phrase feedback); the run applies
-    budgets, failure modes and tracing.
+    Strategies call the interface listed in :mod:`ra_guard.engine`; the run
+    applies budgets, failure modes and tracing.
 
     Args:
-        guard: The guard whose policies, judge, budget and tracer apply.
+        settings: The guard's policies, judge, budget and tracer for this decision.
         messages: The conversation as the caller gave it (samplers get it unchanged).
         sampler: Samples candidates (``None`` where the call only judges).
         n_override: The caller's ``n`` for this call, over the strategy's.
         prompt: The judge's rendering of ``messages``.
         notes: Notes gathered before the run (content parts left out...).
+
+    Example:
+        >>> from ra_guard.testing import FunctionJudge
+        >>> settings = RunSettings(guard_name="g", policies=(Policy(name="p", principle="Be brief."),),
+        ...                        judge=FunctionJudge(lambda r: {k: 6 - len(t) for k, t in r.responses.items()}),
+        ...                        budget=Budget(), tracer=DecisionTracer())
+        >>> async def decide():
+        ...     run = DecisionRun(settings, [], sampler=None, n_override=None, prompt="Say hi")
+        ...     await run.judge(run.add([Sample(text="hello"), Sample(text="hi")], source="given", attempt=1))
+        ...     return run.finish(strategy="rerank", started=time.perf_counter(), trace_id=None).text
+        >>> asyncio.run(decide())
+        'hi'
     """
 
     def __init__(
         self,
-        guard: Guard,
+        settings: RunSettings,
         messages: Messages,
         *,
         sampler: Sampler | None,
@@ -193,31 +213,31 @@ class DecisionRun:
         prompt: str,
         notes: Sequence[str] = (),
     ) -> None:
-        self.guard = guard
+        self.settings = settings
         self.messages: list[ChatMessage] = list(messages)
         self.prompt = prompt
         self.n_override = n_override
         self._sampler = sampler
-        self._entries: list[_Entry] = []
+        self._entries: list[Entry] = []
         self._fallbacks: list[Fallback] = []
         self._notes: list[str] = list(notes)
         self._judge_calls = 0
         # Judge tokens as [prompt, completion]: one Usage at the end, not one per judge call.
         self._judge_tokens = [0, 0]
         self._attempts = 0
-        policies = guard.policies
+        policies = settings.policies
         self._by_name = {p.name: p for p in policies}
         # Soft policies rank candidates; hard ones only where no soft policy scored.
         self._pools = (
             [(p.name, p.weight) for p in policies if not p.is_hard],
             [(p.name, p.weight) for p in policies if p.is_hard],
         )
-        budget = guard.budget
+        budget = settings.budget
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + budget.deadline_s if budget.deadline_s is not None else None
         self._deadline_hit = False
         # Whether any score can veto: a hard policy, or a fail_closed policy whose judge call failed.
-        # False (the usual soft-only run) lets _update skip looking for vetoes per candidate.
+        # False (the usual soft-only run) lets rank() skip looking for vetoes per candidate.
         self._may_veto = bool(self._pools[1])
 
     # -- time and budgets -------------------------------------------------
@@ -231,9 +251,14 @@ class DecisionRun:
         """The caller's ``n`` for this call where given, else the strategy's ``default``."""
         return default if self.n_override is None else self.n_override
 
+    @property
+    def can_sample(self) -> bool:
+        """Whether this call has a sampler (``rerank`` and ``check`` without one only judge)."""
+        return self._sampler is not None
+
     def can_continue(self) -> bool:
         """Whether budgets and the deadline leave room for another round."""
-        budget = self.guard.budget
+        budget = self.settings.budget
         if self._deadline_hit or (self._remaining() == 0.0):
             return False
         if budget.max_candidates is not None and len(self._entries) >= budget.max_candidates:
@@ -243,7 +268,7 @@ class DecisionRun:
     def _fallback(self, kind: str, reason: str, action: str, policy: str | None = None) -> None:
         fallback = Fallback(kind=kind, policy=policy, reason=reason, action=action)
         self._fallbacks.append(fallback)
-        FALLBACK_LOG.warn(fallback, guard=self.guard.name)
+        FALLBACK_LOG.warn(fallback, guard=self.settings.guard_name)
 
     def note(self, text: str) -> None:
         """Add a note to the decision (something worth knowing that changed nothing)."""
@@ -254,16 +279,11 @@ class DecisionRun:
 
     def add(self, samples: Sequence[Sample], *, source: CandidateSource, attempt: int) -> list[int]:
         """Add candidates that did not come from the sampler (an agent's output, given texts)."""
-        start = len(self._entries)
         entries = self._entries
+        start = len(entries)
+        new = Entry.new
         for index, sample in enumerate(samples, start):
-            # Positional, all fields, the name inlined (= _candidate_name): this runs per candidate.
-            # Not judged yet: no score, the worst mean rank.
-            entries.append(
-                _Entry(
-                    index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index)
-                )
-            )
+            entries.append(new(index, sample, source, attempt))
         return list(range(start, len(entries)))
 
     async def sample(self, messages: Messages, *, n: int, temperature: float | None) -> list[int]:
@@ -276,7 +296,7 @@ class DecisionRun:
         sampler = self._sampler
         if sampler is None:
             raise ConfigurationError("this guard needs a sampler: pass sampler=... to Guard(...) or to run/check")
-        limit = self.guard.budget.max_candidates
+        limit = self.settings.budget.max_candidates
         if limit is not None:
             n = min(n, limit - len(self._entries))
             if n <= 0:
@@ -284,7 +304,7 @@ class DecisionRun:
                 return []
         self._attempts += 1
         attempt = self._attempts
-        tracer = self.guard.tracer
+        tracer = self.settings.tracer
         samples: list[Sample] = []
         with tracer.sampling(
             sampler=sampler.name,
@@ -295,13 +315,21 @@ class DecisionRun:
             model=getattr(sampler, "model", None),
         ) as span:
             try:
-                await self._collect(sampler, messages, n, temperature, samples)
+                await collect_samples(
+                    sampler,
+                    messages,
+                    n=n,
+                    temperature=temperature,
+                    out=samples,
+                    remaining=self._remaining,
+                    judge_reserve=self.settings.budget.judge_reserve,
+                )
             except asyncio.TimeoutError:
                 self._deadline_hit = True
                 tracer.record_error(span, DeadlineExceeded("deadline passed during sampling"))
                 if not samples and not self._entries:
                     raise DeadlineExceeded(
-                        f"the decision's deadline ({self.guard.budget.deadline_s}s) passed while sampling, "
+                        f"the decision's deadline ({self.settings.budget.deadline_s}s) passed while sampling, "
                         "before any candidate existed; raise Budget.deadline_s or speed up the sampler"
                     ) from None
                 if not samples:
@@ -319,61 +347,15 @@ class DecisionRun:
             tracer.record_samples(span, samples)
         return self.add(samples, source="sampled", attempt=attempt)
 
-    async def _collect(
-        self, sampler: Sampler, messages: Messages, n: int, temperature: float | None, out: list[Sample]
-    ) -> None:
-        """Fill ``out`` with samples; ``TimeoutError`` when time ran out (``out`` keeps what finished)."""
-        remaining = self._remaining()
-        if remaining is None:
-            # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
-            got = await sampler.asample(messages, n=n, temperature=temperature)
-            checked: list[Sample] = []
-            for sample in got:
-                # Checked one by one in a plain loop (no generator per call); a bad one raises SamplerError.
-                checked.append(sample if isinstance(sample, Sample) else self._checked(sampler, sample))
-            out.extend(checked)
-            return
-        arrived = asyncio.Event()
-
-        async def drain() -> None:
-            async for sample in sampler.astream_samples(messages, n=n, temperature=temperature):
-                out.append(self._checked(sampler, sample))
-                arrived.set()
-
-        task = asyncio.ensure_future(drain())
-        try:
-            # Late samples must leave the judge its share of the time: stop early if some finished.
-            soft = remaining * (1.0 - self.guard.budget.judge_reserve)
-            done, _ = await asyncio.wait({task}, timeout=soft)
-            if not done and not out:  # nothing yet: wait for a first sample up to the deadline itself
-                first = asyncio.ensure_future(arrived.wait())
-                try:
-                    await asyncio.wait({task, first}, timeout=self._remaining(), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    first.cancel()
-            if task.done():
-                task.result()  # the sampler's own error, if it failed
-                return
-            raise asyncio.TimeoutError
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-
-    @staticmethod
-    def _checked(sampler: Sampler, sample: object) -> Sample:
-        if isinstance(sample, Sample):
-            return sample
-        got = "None" if sample is None else type(sample).__name__
-        raise SamplerError(f"{sampler.name}: sampler returned {got} where a Sample was expected")
-
     # -- judging ----------------------------------------------------------
 
     async def judge(self, indexes: Sequence[int]) -> None:
-        """Judge the candidates at ``indexes`` under every policy, policies in parallel.
+        """Judge the candidates at ``indexes`` under every policy, in one judging round.
 
-        A text that repeats an earlier one in ``indexes`` is judged once; the
-        copy shares its scores (``duplicate_of``).
+        The round's requests (one per policy the judge-call budget allows) go to
+        the judge in one ``ajudge_many`` call. A text that repeats an earlier
+        one in ``indexes`` is judged once; the copy shares its scores
+        (``duplicate_of``).
         """
         if not indexes:
             return
@@ -400,123 +382,134 @@ class DecisionRun:
                     f"candidate{'s' if len(same) > 1 else ''} {', '.join(map(str, same))} repeat candidate {first}'s "
                     "text exactly: judged once, scores shared"
                 )
-        policies = self.guard.policies
-        max_calls = self.guard.budget.max_judge_calls
+        policies = self.settings.policies
+        max_calls = self.settings.budget.max_judge_calls
         allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
-        # What every policy's call shares, made once per round rather than once per policy.
         judged = [entries[i] for i in distinct]
-        responses = {e.name: e.sample.text for e in judged}
-        names = list(responses)
-        if allowed == 1:
-            await self._judge_policy(policies[0], distinct, judged, responses, names)
-        elif allowed:
-            # Each request gets its own copy of the responses: a judge may keep or change its request.
-            await asyncio.gather(
-                *[self._judge_policy(p, distinct, judged, dict(responses), names) for p in policies[:allowed]]
-            )
+        if allowed:
+            await self._judge_round(policies[:allowed], judged)
         for policy in policies[allowed:]:
-            self._judge_failed(policy, distinct, "max_judge_calls reached", kind="budget")
+            self._judge_failed(policy, judged, "max_judge_calls reached", kind="budget")
         for copy, first in copies:
             source = entries[first]
             entries[copy].scores.update(source.scores)
             entries[copy].rank_fraction.update(source.rank_fraction)
-        self._update([entries[i] for i in indexes])
+        rank([entries[i] for i in indexes], pools=self._pools, may_veto=self._may_veto)
 
-    async def _judge_policy(
-        self,
-        policy: Policy,
-        indexes: Sequence[int],
-        entries: Sequence[_Entry],
-        responses: dict[str, str],
-        names: Sequence[str],
-    ) -> None:
-        """One judge call for ``entries`` (at ``indexes``), keyed ``names``, under ``policy``."""
-        self._judge_calls += 1
-        request = JudgeRequest(principle=policy.principle, prompt=self.prompt, responses=responses)
-        tracer = self.guard.tracer
-        judge = self.guard.judge
-        with tracer.judge_call(
-            judge=judge.name,
-            policy=policy.name,
-            candidates=len(entries),
-            request=request,
-            model=getattr(judge, "model", None),
-        ) as span:
-            try:
-                remaining = self._remaining()
-                call = judge.ajudge(request)
-                verdict = await (call if remaining is None else asyncio.wait_for(call, remaining))
-            except asyncio.TimeoutError:
-                self._deadline_hit = True
-                error: JudgeError = JudgeTimeoutError("the decision's deadline passed", judge=judge.name)
-                tracer.record_error(span, error)
-                self._judge_failed(policy, indexes, str(error), kind="deadline")
-                return
-            except JudgeError as exc:
-                tracer.record_error(span, exc)
-                self._judge_failed(policy, indexes, str(exc), kind="judge_error")
-                return
-            except Exception as exc:  # a judge bug must not lose the request either
-                tracer.record_error(span, exc)
-                self._judge_failed(policy, indexes, f"judge raised {exc!r}", kind="judge_error")
-                return
-            # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
-            problem = check_verdict(verdict, names, judge=judge.name)
-            if problem is not None:
-                tracer.record_error(span, problem)
-                self._judge_failed(policy, indexes, str(problem), kind="judge_error")
-                return
-            tracer.record_verdict(span, verdict)
+    async def _judge_round(self, policies: Sequence[Policy], entries: Sequence[Entry]) -> None:
+        """One request per policy for ``entries``, all sent in one ``ajudge_many`` call, each traced on its own."""
+        responses = {e.name: e.sample.text for e in entries}
+        names = list(responses)
+        prompt = self.prompt
+        # Each request gets its own copy of the responses: a judge may keep or change its request.
+        requests = [
+            JudgeRequest(principle=p.principle, prompt=prompt, responses=responses if i == 0 else dict(responses))
+            for i, p in enumerate(policies)
+        ]
+        self._judge_calls += len(requests)
+        tracer = self.settings.tracer
+        judge = self.settings.judge
+        calls = [
+            tracer.judge_call(judge=judge.name, policy=p.name, candidates=len(entries), request=r, model=judge.model)
+            for p, r in zip(policies, requests, strict=True)
+        ]
+        if len(requests) == 1:
+            # The usual single-policy round: the call runs inside its judge span, which backends then see
+            # as the current span (their retries and HTTP spans land on it).
+            with calls[0] as span:
+                (answer,) = await self._ask_all(requests)
+                verdict = self._settle(span, policies[0], answer, entries, names)
+            if verdict is not None:
+                self._take(policies[0], entries, verdict)
+            return
+        # Several requests, one call: each span is entered and left in its own copy of the context, so the
+        # spans are siblings under the decision span (not nested) and each records its own answer. The
+        # call runs under the decision span, since it serves them all.
+        contexts = [contextvars.copy_context() for _ in calls]
+        opened = [context.run(call.__enter__) for context, call in zip(contexts, calls, strict=True)]
+        try:
+            answers = await self._ask_all(requests)
+        except BaseException as exc:  # cancelled: every span ends with it
+            for context, call in zip(contexts, calls, strict=True):
+                context.run(call.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        verdicts: list[Verdict | None] = []
+        try:
+            for context, span, policy, answer in zip(contexts, opened, policies, answers, strict=True):
+                verdicts.append(context.run(self._settle, span, policy, answer, entries, names))
+        finally:
+            for context, call in zip(contexts, calls, strict=True):
+                context.run(call.__exit__, None, None, None)
+        for policy, verdict in zip(policies, verdicts, strict=True):
+            if verdict is not None:
+                self._take(policy, entries, verdict)
+
+    async def _ask_all(self, requests: Sequence[JudgeRequest]) -> Sequence[_Answer]:
+        """The judge's answers to ``requests`` from one ``ajudge_many`` call, one per request, in order."""
+        judge = self.settings.judge
+        remaining = self._remaining()
+        try:
+            call = judge.ajudge_many(requests)
+            answers = await (call if remaining is None else asyncio.wait_for(call, remaining))
+        except asyncio.TimeoutError:
+            self._deadline_hit = True
+            return [_Missed.DEADLINE] * len(requests)
+        except Exception as exc:  # ajudge_many should answer in place; one that raises fails every request
+            return [exc] * len(requests)
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            got = f"{len(answers)} answers" if isinstance(answers, list) else type(answers).__name__
+            error = JudgeError(
+                f"{type(judge).__name__}.ajudge_many returned {got} for {len(requests)} requests; "
+                "it must return one verdict or exception per request, in order",
+                judge=judge.name,
+            )
+            return [error] * len(requests)
+        return answers
+
+    def _settle(
+        self, span: Span, policy: Policy, answer: _Answer, entries: Sequence[Entry], names: Sequence[str]
+    ) -> Verdict | None:
+        """Record one request's answer on its span: the verdict to take, or ``None`` where its policy failed."""
+        tracer = self.settings.tracer
+        verdict = self._usable(answer, names)
+        if isinstance(verdict, _Failure):
+            tracer.record_error(span, verdict.error)
+            self._judge_failed(policy, entries, verdict.reason, kind=verdict.kind)
+            return None
+        tracer.record_verdict(span, verdict)
+        return verdict
+
+    def _take(self, policy: Policy, entries: Sequence[Entry], verdict: Verdict) -> None:
+        """Write a usable verdict into the candidates' scores, with its usage and repairs."""
         usage = verdict.usage
         self._judge_tokens[0] += usage.prompt_tokens
         self._judge_tokens[1] += usage.completion_tokens
-        self._record_verdict(policy, entries, verdict)
-
-    def _record_verdict(self, policy: Policy, entries: Sequence[_Entry], verdict: Verdict) -> None:
-        size = max(1, len(entries) - 1)
-        # Built here rather than through Verdict.ranks: a cached_property takes a lock per first read on 3.11.
-        ranks = {name: position for position, name in enumerate(verdict.ranking)}
-        unranked = len(verdict.ranking)
-        scores = verdict.scores
-        distributions = verdict.distributions
-        repairs = verdict.repairs
-        for repair in repairs:
+        for repair in verdict.repairs:
             self.note(f"{policy.name}: the judge repaired its output ({repair})")
-        min_score = policy.min_score
-        hard = policy.is_hard
-        reasoning = verdict.reasoning
-        policy_name = policy.name
-        for entry in entries:
-            name = entry.name
-            score = scores[name]
-            passed = score >= min_score
-            rank = ranks.get(name, unranked)
-            entry.scores[policy_name] = {
-                "score": score,
-                "rank": rank,
-                "passed": passed,
-                "vetoed": hard and not passed,
-                "reasoning": reasoning,
-                "distribution": distributions.get(name) if distributions is not None else None,
-                "error": None,
-                "repairs": repairs,  # shared: validation copies it into each PolicyScore
-            }
-            entry.rank_fraction[policy_name] = rank / size
+        record_verdict(policy, entries, verdict)
 
-    def _judge_failed(self, policy: Policy, indexes: Sequence[int], reason: str, *, kind: str) -> None:
-        closed = policy.on_judge_error == "fail_closed"
+    def _usable(self, answer: _Answer, names: Sequence[str]) -> Verdict | _Failure:
+        """The answer where it is a verdict fit for ``names``; otherwise why not, as a failure."""
+        judge = self.settings.judge.name
+        if answer is _Missed.DEADLINE:
+            timeout = JudgeTimeoutError(answer.value, judge=judge)
+            return _Failure(timeout, "deadline", str(timeout))
+        if isinstance(answer, BaseException):
+            if isinstance(answer, (KeyboardInterrupt, SystemExit)):
+                raise answer
+            # A judge bug (not a JudgeError) must not lose the request either: it fails like one.
+            reason = str(answer) if isinstance(answer, JudgeError) else f"judge raised {answer!r}"
+            return _Failure(answer, "judge_error", reason)
+        # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
+        problem = check_verdict(answer, names, judge=judge)  # also a JudgeOutputError where it is no Verdict
+        if problem is not None or not isinstance(answer, Verdict):
+            error = problem or JudgeError(f"{judge} answered {type(answer).__name__}", judge=judge)
+            return _Failure(error, "judge_error", str(error))
+        return answer
+
+    def _judge_failed(self, policy: Policy, entries: Sequence[Entry], reason: str, *, kind: str) -> None:
+        closed = record_failure(policy, entries, reason)
         self._may_veto = self._may_veto or closed
-        for i in indexes:
-            self._entries[i].scores[policy.name] = {
-                "score": None,
-                "rank": None,
-                "passed": not closed,
-                "vetoed": closed,
-                "reasoning": "",
-                "distribution": None,
-                "error": reason,
-                "repairs": [],
-            }
         action = "treated every candidate as failing (fail_closed)" if closed else "ignored this policy (fail_open)"
         self._fallback(kind, reason, action, policy=policy.name)
 
@@ -526,39 +519,9 @@ class DecisionRun:
 
     # -- choosing ---------------------------------------------------------
 
-    def _update(self, changed: Sequence[_Entry]) -> None:
-        """Recompute entries' combined score, veto and sort key after their scores changed."""
-        # Runs per candidate after each judge round: plain loops, no generators, lookups hoisted.
-        pools = self._pools
-        may_veto = self._may_veto
-        for entry in changed:
-            scores = entry.scores
-            vetoed = False
-            if may_veto:
-                for score_of in scores.values():
-                    if score_of["vetoed"]:
-                        vetoed = True
-                        break
-            entry.vetoed = vetoed
-            combined = None
-            for pool in pools:
-                total = weights = 0.0
-                for name, weight in pool:
-                    held = scores.get(name)
-                    if held is not None and (score := held["score"]) is not None:
-                        total += weight * score
-                        weights += weight
-                if weights:
-                    combined = total / weights
-                    break
-            entry.combined = combined
-            ranks = entry.rank_fraction
-            mean_rank = sum(ranks.values()) / len(ranks) if ranks else 1.0
-            entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
-
     def best(self, *, include_vetoed: bool = False) -> int | None:
         """Index of the best candidate so far, vetoed ones left out unless asked; ``None`` if none."""
-        best: _Entry | None = None
+        best: Entry | None = None
         for entry in self._entries:
             if (include_vetoed or not entry.vetoed) and (best is None or entry.key < best.key):
                 best = entry
@@ -589,13 +552,13 @@ class DecisionRun:
 
     def finish(self, *, strategy: str, started: float, trace_id: str | None) -> Decision:
         """Freeze the run into a :class:`Decision` (raises if every candidate is vetoed)."""
-        guard = self.guard
+        on_all_rejected = self.settings.on_all_rejected
         entries = self._entries
         allowed = self.best()
         rejected = allowed is None
         best = self.best(include_vetoed=True) if allowed is None else allowed
         assert best is not None  # a decision always has a candidate
-        if rejected and guard.on_all_rejected == "return_best":
+        if rejected and on_all_rejected == "return_best":
             self._fallback(
                 "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
             )
@@ -607,21 +570,7 @@ class DecisionRun:
             {
                 "decision_id": _uuid4_hex(),
                 "chosen_index": best,
-                "candidates": [
-                    {
-                        "index": e.index,
-                        "text": e.sample.text,
-                        "source": e.source,
-                        "attempt": e.attempt,
-                        "finish_reason": e.sample.finish_reason,
-                        "usage": e.sample.usage,
-                        "response_id": e.sample.response_id,
-                        "scores": e.scores,
-                        "combined": e.combined,
-                        "duplicate_of": e.duplicate_of,
-                    }
-                    for e in entries
-                ],
+                "candidates": [e.as_candidate() for e in entries],
                 "policies": list(self._by_name),
                 "strategy": strategy,
                 "attempts": max(1, self._attempts),
@@ -630,7 +579,7 @@ class DecisionRun:
                 "degraded": bool(reasons),
                 "degraded_reasons": reasons,
                 "notes": self._notes,
-                "why": self._why(best, reasons),
+                "why": explain(entries, best, reasons),
                 "sampling_usage": {
                     "prompt_tokens": sum(u.prompt_tokens for u in sampled),
                     "completion_tokens": sum(u.completion_tokens for u in sampled),
@@ -641,7 +590,7 @@ class DecisionRun:
                 "trace_id": trace_id,
             }
         )
-        if rejected and guard.on_all_rejected == "raise":
+        if rejected and on_all_rejected == "raise":
             vetoes = "; ".join(f"{name} vetoed {idx}" for name, idx in decision.vetoes.items())
             raise AllCandidatesRejected(
                 f"all {len(entries)} candidates were vetoed ({vetoes}); inspect err.decision, "
@@ -649,27 +598,3 @@ class DecisionRun:
                 decision=decision,
             )
         return decision
-
-    def _why(self, best: int, reasons: Sequence[str]) -> str:
-        entries = self._entries
-        chosen = entries[best]
-        if len(entries) == 1:
-            head = f"candidate {best} was the only candidate"
-        elif chosen.combined is None:
-            head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
-        else:
-            head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
-        parts = ", ".join(f"{name} {s['score']:.3g}" for name, s in chosen.scores.items() if s["score"] is not None)
-        why = head + (f" ({parts})" if parts else "")
-        vetoed = [e.index for e in entries if e.vetoed]
-        if vetoed:
-            why += f"; vetoed: {vetoed}"
-        copies: dict[int, list[int]] = {}
-        for e in entries:
-            if e.duplicate_of is not None:
-                copies.setdefault(e.duplicate_of, []).append(e.index)
-        for first, same in copies.items():
-            why += f"; candidates {', '.join(map(str, same))} repeat candidate {first}'s text (judged once)"
-        if reasons:
-            why += f"; degraded: {'; '.join(reasons)}"
-        return why

@@ -8,6 +8,12 @@ each with a sync and an async form, return a :class:`~ra_guard.decision.Decision
   replace it only where it fails (or always compare, by option);
 - ``rerank``/``arerank(prompt, candidates)``: score given candidates, no sampling.
 
+Each entry point picks a :class:`~ra_guard.strategies.Strategy` (the guard's own
+for ``run``; :class:`~ra_guard.strategies.Check` around it for ``check``;
+:class:`~ra_guard.strategies.Rerank` for ``rerank``) and runs it on a
+:class:`~ra_guard.engine.DecisionRun` built from the guard's
+:class:`~ra_guard.engine.RunSettings`: the guard configures, the engine decides.
+
 Example:
     >>> from ra_guard.testing import FunctionJudge, FunctionSampler
     >>> judge = FunctionJudge(lambda req: {n: 5 - min(len(t), 40) / 10 for n, t in req.responses.items()})
@@ -19,88 +25,35 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
-from ra_guard._inputs import checked_candidates, checked_n, checked_output, conversation
+from ra_guard._inputs import checked_candidates, checked_n, conversation
 from ra_guard._sync import close_on_background_loop, run_sync
+from ra_guard.budget import Budget
 from ra_guard.decision import Decision
-from ra_guard.engine import DecisionRun
+from ra_guard.engine import DecisionRun, OnAllRejected, RunSettings
 from ra_guard.exceptions import AllCandidatesRejected, ConfigurationError, InputError
 from ra_guard.judges import resolve_judge
 from ra_guard.judges.base import Judge
 from ra_guard.policy import Policy, load_policy
 from ra_guard.samplers import resolve_sampler
 from ra_guard.samplers.base import Sampler
-from ra_guard.strategies import Strategy, resolve_strategy
+from ra_guard.strategies import Check, CheckMode, Rerank, Strategy, resolve_strategy
 from ra_guard.tracing import DecisionTracer
-from ra_guard.types import Messages, Sample
+from ra_guard.types import Messages
 
 if TYPE_CHECKING:
     from ra_guard.audit import AuditLog
 
-__all__ = ["Budget", "DecisionRun", "Guard"]  # DecisionRun lives in ra_guard.engine
-
-OnAllRejected = Literal["raise", "return_best"]
-CheckMode = Literal["on_failure", "always"]
-_Body = Callable[["DecisionRun"], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits on one decision.
-
-    Attributes:
-        deadline_s: Wall time for the whole decision. Work still in flight when
-            it passes is cancelled: a judge call that is cut off counts as a
-            judge error (the policy's ``on_judge_error`` applies); sampling that
-            is cut off before any candidate exists raises ``DeadlineExceeded``.
-        max_candidates: Candidates sampled at most, across attempts.
-        max_judge_calls: Judge calls at most; policies left unjudged follow
-            their ``on_judge_error``.
-        judge_reserve: Under a deadline, the share of the time left that late
-            sampling leaves to judging (0 <= x < 1, default 0.25). Samples are
-            taken as they finish; when this share is reached and some have
-            finished, the rest are dropped (a ``deadline`` fallback) and those
-            that finished are judged. With none finished, sampling waits up to
-            the deadline for a first one.
-
-    Example:
-        >>> Budget(deadline_s=5.0, max_judge_calls=6).max_candidates is None
-        True
-    """
-
-    deadline_s: float | None = None
-    max_candidates: int | None = None
-    max_judge_calls: int | None = None
-    judge_reserve: float = 0.25
-
-    def __post_init__(self) -> None:
-        deadline = self.deadline_s
-        if deadline is not None and (
-            isinstance(deadline, bool)
-            or not isinstance(deadline, (int, float))
-            or not math.isfinite(deadline)
-            or deadline <= 0
-        ):
-            raise ConfigurationError(
-                f"Budget.deadline_s must be a finite number of seconds > 0 (or None), got {deadline!r}"
-            )
-        for name in ("max_candidates", "max_judge_calls"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"Budget.{name} must be an integer >= 1 (or None), got {value!r}")
-        reserve = self.judge_reserve
-        if isinstance(reserve, bool) or not isinstance(reserve, (int, float)) or not 0 <= reserve < 1:
-            raise ConfigurationError(f"Budget.judge_reserve must be a number in [0, 1), got {reserve!r}")
+# Budget lives in ra_guard.budget, DecisionRun in ra_guard.engine, CheckMode in ra_guard.strategies.
+__all__ = ["Budget", "CheckMode", "DecisionRun", "Guard"]
 
 
 class Guard:
@@ -199,29 +152,37 @@ class Guard:
     def _sampler_for(self, sampler: Sampler | str | None) -> Sampler | None:
         return resolve_sampler(sampler) if sampler is not None else self.sampler
 
+    def _settings(self) -> RunSettings:
+        """What the engine needs of this guard, read afresh per decision (attributes may be reassigned)."""
+        return RunSettings(
+            guard_name=self.name,
+            policies=self.policies,
+            judge=self.judge,
+            budget=self.budget,
+            tracer=self.tracer,
+            on_all_rejected=self.on_all_rejected,
+        )
+
     async def _decide(
-        self,
-        messages: object,
-        *,
-        strategy_name: str,
-        sampler: Sampler | None,
-        n: int | None,
-        body: _Body,
+        self, messages: object, strategy: Strategy, *, sampler: Sampler | None, n: int | None
     ) -> Decision:
+        """One decision: check the conversation, let ``strategy`` drive a run, freeze it, trace and audit it."""
         started = time.perf_counter()
         checked = conversation(messages)
         policies = [p.name for p in self.policies]
-        with self.tracer.decision(
-            guard=self.name, strategy=strategy_name, policies=policies, messages=checked.messages
-        ) as span:
+        name = strategy.name
+        with self.tracer.decision(guard=self.name, strategy=name, policies=policies, messages=checked.messages) as span:
             run = DecisionRun(
-                self, checked.messages, sampler=sampler, n_override=n, prompt=checked.prompt, notes=checked.notes
+                self._settings(),
+                checked.messages,
+                sampler=sampler,
+                n_override=n,
+                prompt=checked.prompt,
+                notes=checked.notes,
             )
-            await body(run)
+            await strategy.decide(run)
             try:
-                decision = run.finish(
-                    strategy=strategy_name, started=started, trace_id=DecisionTracer.trace_id_of(span)
-                )
+                decision = run.finish(strategy=name, started=started, trace_id=DecisionTracer.trace_id_of(span))
             except AllCandidatesRejected as exc:
                 self._finish_span(span, exc.decision)
                 raise
@@ -262,9 +223,7 @@ class Guard:
         chosen_sampler = self._sampler_for(sampler)
         if chosen_sampler is None:
             raise ConfigurationError("run() needs a sampler: pass sampler=... here or to Guard(...)")
-        return await self._decide(
-            messages, strategy_name=self.strategy.name, sampler=chosen_sampler, n=n, body=self.strategy.decide
-        )
+        return await self._decide(messages, self.strategy, sampler=chosen_sampler, n=n)
 
     def run(self, messages: Messages | str, *, sampler: Sampler | str | None = None, n: int | None = None) -> Decision:
         """Synchronous :meth:`arun`."""
@@ -285,8 +244,9 @@ class Guard:
 
         The output is candidate 0 (``source="original"``). With ``mode="on_failure"``
         it is judged first; if it passes, or there is no sampler, that is the
-        decision. Otherwise the guard's strategy takes over from it
-        (:meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
+        decision. Otherwise the guard's strategy takes over from it (the
+        :class:`~ra_guard.strategies.Check` strategy hands it to
+        :meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
         judges them beside the output; ``RetryWithFeedback`` retries with the
         output's critique as the first feedback, up to ``max_attempts`` rounds.
         The best candidate wins, the output included.
@@ -306,22 +266,9 @@ class Guard:
             >>> d.chosen.source, d.passed
             ('original', True)
         """
-        if mode not in ("on_failure", "always"):
-            raise ConfigurationError(f"mode must be 'on_failure' or 'always', got {mode!r}")
-        text = checked_output(output)
+        strategy = Check(output, then=self.strategy, mode=mode)  # checks mode, then output
         n = checked_n(n)
-        chosen_sampler = self._sampler_for(sampler)
-        strategy = self.strategy
-
-        async def body(run: DecisionRun) -> None:
-            (original,) = run.add([Sample(text=text, finish_reason="stop")], source="original", attempt=0)
-            if mode == "on_failure" or chosen_sampler is None:
-                await run.judge([original])
-                if chosen_sampler is None or run.passes(original) or not run.can_continue():
-                    return
-            await strategy.improve(run, original)
-
-        return await self._decide(messages, strategy_name="check", sampler=chosen_sampler, n=n, body=body)
+        return await self._decide(messages, strategy, sampler=self._sampler_for(sampler), n=n)
 
     def check(
         self,
@@ -338,9 +285,10 @@ class Guard:
     # -- rerank -----------------------------------------------------------
 
     async def arerank(self, prompt: str | Messages, candidates: Sequence[str]) -> Decision:
-        """Score given ``candidates`` for ``prompt`` and choose the best: judging only, no strategy, no sampling.
+        """Score given ``candidates`` for ``prompt`` and choose the best: judging only, no sampling.
 
-        Identical texts are judged once and share their scores.
+        The :class:`~ra_guard.strategies.Rerank` strategy drives it, whatever the
+        guard's strategy. Identical texts are judged once and share their scores.
 
         Raises:
             InputError: ``candidates`` is not a non-empty list of strings (a bare
@@ -353,13 +301,8 @@ class Guard:
             >>> guard.rerank("Greet me", ["hello", "hi"]).text
             'hello'
         """
-        texts = checked_candidates(candidates)
-
-        async def body(run: DecisionRun) -> None:
-            samples = [Sample(text=t) for t in texts]
-            await run.judge(run.add(samples, source="given", attempt=1))
-
-        return await self._decide(prompt, strategy_name="rerank", sampler=None, n=None, body=body)
+        strategy = Rerank(tuple(checked_candidates(candidates)))
+        return await self._decide(prompt, strategy, sampler=None, n=None)
 
     def rerank(self, prompt: str | Messages, candidates: Sequence[str]) -> Decision:
         """Synchronous :meth:`arerank`."""

@@ -5,16 +5,16 @@ sample, to judge, and reads back which candidate is best so far. The run
 enforces the budgets and the policies' failure modes; the strategy only says
 when to sample and when to stop.
 
-Each strategy serves two entry points of a guard:
+Every entry point of a guard runs one strategy's :meth:`Strategy.decide`:
 
-- :meth:`Strategy.decide` for ``run``: gather candidates from nothing;
-- :meth:`Strategy.improve` for ``check``: start from an agent's output that
-  failed (or, with ``mode="always"``, that is to be compared anyway).
-  ``BestOfN`` samples ``n`` alternatives and judges them with the output in one
-  listwise call; ``RetryWithFeedback`` sends the output's critique as the first
-  feedback and retries up to ``max_attempts`` times.
-
-``rerank`` only judges the texts it is given: no strategy samples there.
+- ``run``: the guard's strategy (``BestOfN``, ``RetryWithFeedback`` or your
+  own) gathers candidates from nothing;
+- ``check``: :class:`Check` adds the agent's output, judges it, and where it
+  fails (or, with ``mode="always"``, anyway) hands it to the guard's strategy's
+  :meth:`Strategy.improve`. ``BestOfN`` samples ``n`` alternatives and judges
+  them with the output in one listwise call; ``RetryWithFeedback`` sends the
+  output's critique as the first feedback and retries up to ``max_attempts`` times;
+- ``rerank``: :class:`Rerank` only judges the texts it is given, no sampling.
 
 Example:
     >>> BestOfN(n=8).n
@@ -27,15 +27,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from ra_guard._inputs import checked_output
 from ra_guard.exceptions import ConfigurationError
-from ra_guard.types import ChatMessage
+from ra_guard.types import ChatMessage, Sample
 
 if TYPE_CHECKING:
     from ra_guard.engine import DecisionRun
 
-__all__ = ["BestOfN", "RetryWithFeedback", "Strategy", "resolve_strategy"]
+__all__ = ["BestOfN", "Check", "CheckMode", "Rerank", "RetryWithFeedback", "Strategy", "resolve_strategy"]
+
+#: When ``check`` looks for alternatives: only if the output fails a policy, or every time.
+CheckMode = Literal["on_failure", "always"]
 
 
 class Strategy(ABC):
@@ -188,6 +192,65 @@ class RetryWithFeedback(Strategy):
             {"role": "assistant", "content": run.text_of(index)},
             {"role": "user", "content": content},
         ]
+
+
+@dataclass(frozen=True)
+class Check(Strategy):
+    """``check``: judge an agent's ``output`` and, where it fails, let another strategy look for better.
+
+    The output is candidate 0 (``source="original"``). With ``mode="on_failure"``
+    it is judged first; if it passes, if the call has no sampler, or if the
+    budgets leave no room, that is the decision. Otherwise (and always with
+    ``mode="always"``, given a sampler) ``then.improve`` takes over from it.
+
+    Attributes:
+        output: The agent's answer (a string, else ``InputError``).
+        then: The strategy that looks for alternatives (the guard's strategy).
+        mode: ``"on_failure"`` or ``"always"``.
+
+    Example:
+        >>> Check("Paris.", then=BestOfN(n=2)).name
+        'check'
+    """
+
+    output: str
+    then: Strategy
+    mode: CheckMode = "on_failure"
+    name: str = "check"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("on_failure", "always"):
+            raise ConfigurationError(f"mode must be 'on_failure' or 'always', got {self.mode!r}")
+        checked_output(self.output)
+        if not isinstance(self.then, Strategy):
+            raise ConfigurationError(f"Check.then must be a Strategy, got {type(self.then).__name__}")
+
+    async def decide(self, run: DecisionRun) -> None:
+        (original,) = run.add([Sample(text=self.output, finish_reason="stop")], source="original", attempt=0)
+        if self.mode == "on_failure" or not run.can_sample:
+            await run.judge([original])
+            if not run.can_sample or run.passes(original) or not run.can_continue():
+                return
+        await self.then.improve(run, original)
+
+
+@dataclass(frozen=True)
+class Rerank(Strategy):
+    """``rerank``: judge the given ``texts`` once under every policy; no sampling.
+
+    Attributes:
+        texts: The candidates, in order (``source="given"``).
+
+    Example:
+        >>> Rerank(("hi", "hello")).name
+        'rerank'
+    """
+
+    texts: tuple[str, ...]
+    name: str = "rerank"
+
+    async def decide(self, run: DecisionRun) -> None:
+        await run.judge(run.add([Sample(text=t) for t in self.texts], source="given", attempt=1))
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {"best_of_n": BestOfN, "retry_with_feedback": RetryWithFeedback}

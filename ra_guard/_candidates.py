@@ -1,0 +1,257 @@
+"""Candidates while a decision is being made: their entries, score rows, verdict checks and order.
+
+The decision engine (:mod:`ra_guard.engine`) keeps one :class:`Entry` per
+candidate. A judge's verdict is first checked (:func:`check_verdict`), then
+written into the entries as one :class:`ScoreRow` per candidate and policy
+(:func:`record_verdict`, or :func:`record_failure` where the judge failed);
+:func:`rank` recomputes what choosing reads (combined score, veto, sort key),
+and :func:`explain` says why the chosen one won. Nothing here does I/O, traces
+or logs: the engine does that around these steps.
+
+Example:
+    >>> from ra_guard.policy import Policy
+    >>> from ra_guard.types import Sample
+    >>> entries = [Entry.new(0, Sample(text="hi"), "given", 1), Entry.new(1, Sample(text="hello"), "given", 1)]
+    >>> verdict = Verdict(scores={"candidate-0": 5.0, "candidate-1": 2.0}, ranking=["candidate-0", "candidate-1"])
+    >>> check_verdict(verdict, [e.name for e in entries], judge="j") is None
+    True
+    >>> record_verdict(Policy(name="brief", principle="Be brief."), entries, verdict)
+    >>> rank(entries, pools=([("brief", 1.0)], []), may_veto=False)
+    >>> min(entries, key=lambda e: e.key).index
+    0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from ra_guard.decision import CandidateSource
+from ra_guard.exceptions import JudgeOutputError
+from ra_guard.policy import Policy
+from ra_guard.types import Sample
+from ra_guard.verdict import Verdict
+
+__all__ = ["SCORE_RANGE", "Entry", "ScoreRow", "check_verdict", "explain", "rank", "record_failure", "record_verdict"]
+
+#: The RewardAnything score scale: a verdict outside it is a judge error.
+SCORE_RANGE = (1.0, 5.0)
+
+#: Policies that rank candidates, as (name, weight): the soft ones, then the hard ones (see :func:`rank`).
+Pools = tuple[list[tuple[str, float]], list[tuple[str, float]]]
+
+
+class ScoreRow(TypedDict):
+    """One candidate under one policy while deciding: the :class:`~ra_guard.decision.PolicyScore` fields.
+
+    A plain dict, not an object, so that the engine hands it to the one
+    validation of the whole decision as it is (no copy per candidate and
+    policy). Treated as frozen once made: a copy of a text shares its first's.
+    """
+
+    score: float | None
+    rank: int | None
+    passed: bool
+    vetoed: bool
+    reasoning: str
+    distribution: list[float] | None
+    error: str | None
+    repairs: list[str]
+
+
+@dataclass(slots=True)
+class Entry:
+    """A candidate while the decision is being made (mutable; frozen into a ``Candidate`` at the end).
+
+    Example:
+        >>> Entry.new(3, Sample(text="x"), "sampled", 1).name
+        'candidate-3'
+    """
+
+    index: int
+    name: str  # what judges call it (``candidate-{index}``), made once
+    sample: Sample
+    source: CandidateSource
+    attempt: int
+    scores: dict[str, ScoreRow] = field(default_factory=dict)
+    rank_fraction: dict[str, float] = field(default_factory=dict)
+    duplicate_of: int | None = None
+    combined: float | None = None
+    vetoed: bool = False
+    # Best first when sorted: (-combined, mean rank fraction, index); made by rank(), not per look.
+    key: tuple[float, float, int] = (0.0, 1.0, 0)
+
+    @staticmethod
+    def new(index: int, sample: Sample, source: CandidateSource, attempt: int) -> Entry:
+        """A candidate not judged yet: no score, the worst mean rank."""
+        # Positional, every field: this runs per candidate.
+        return Entry(index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index))
+
+    def as_candidate(self) -> dict[str, Any]:
+        """The :class:`~ra_guard.decision.Candidate` fields, as plain data for the decision's one validation."""
+        sample = self.sample
+        return {
+            "index": self.index,
+            "text": sample.text,
+            "source": self.source,
+            "attempt": self.attempt,
+            "finish_reason": sample.finish_reason,
+            "usage": sample.usage,
+            "response_id": sample.response_id,
+            "scores": self.scores,
+            "combined": self.combined,
+            "duplicate_of": self.duplicate_of,
+        }
+
+
+def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:
+    """Why ``verdict`` cannot be used for ``names``, or ``None`` when it can.
+
+    Every name must have a finite score within :data:`SCORE_RANGE`.
+
+    Example:
+        >>> check_verdict(Verdict(scores={"a": 99.0}, ranking=["a"]), ["a"], judge="j").reason
+        'score_out_of_range'
+    """
+    if not isinstance(verdict, Verdict):
+        return JudgeOutputError(
+            "not_a_verdict", f"the judge returned {type(verdict).__name__}, not a Verdict", raw_text="", judge=judge
+        )
+    scores = verdict.scores
+    low, high = SCORE_RANGE
+    # The usual verdict, in one pass: every name scored within the scale (NaN fails the comparison).
+    # A plain loop: this runs per judge call, and a generator costs more than the checks at small N.
+    nan = math.nan
+    for name in names:
+        if not low <= scores.get(name, nan) <= high:
+            break
+    else:
+        return None
+    for name in names:
+        if name not in scores:
+            missing = ", ".join(n for n in names if n not in scores)
+            return JudgeOutputError(
+                "missing_candidate", f"verdict has no score for {missing}", raw_text=verdict.raw_text, judge=judge
+            )
+        score = scores[name]
+        if not math.isfinite(score):
+            return JudgeOutputError(
+                "score_not_finite", f"{name} scored {score!r}", raw_text=verdict.raw_text, judge=judge
+            )
+        if not low <= score <= high:
+            return JudgeOutputError(
+                "score_out_of_range",
+                f"{name} scored {score:g}, outside the scale {low:g}..{high:g}",
+                raw_text=verdict.raw_text,
+                judge=judge,
+            )
+    return None
+
+
+def record_verdict(policy: Policy, entries: Sequence[Entry], verdict: Verdict) -> None:
+    """Write a checked verdict for ``entries`` under ``policy`` into their score rows."""
+    size = max(1, len(entries) - 1)
+    # Built here rather than through Verdict.ranks: a cached_property takes a lock per first read on 3.11.
+    ranks = {name: position for position, name in enumerate(verdict.ranking)}
+    unranked = len(verdict.ranking)
+    scores = verdict.scores
+    distributions = verdict.distributions
+    repairs = verdict.repairs
+    min_score = policy.min_score
+    hard = policy.is_hard
+    reasoning = verdict.reasoning
+    policy_name = policy.name
+    for entry in entries:
+        name = entry.name
+        score = scores[name]
+        passed = score >= min_score
+        position = ranks.get(name, unranked)
+        entry.scores[policy_name] = {
+            "score": score,
+            "rank": position,
+            "passed": passed,
+            "vetoed": hard and not passed,
+            "reasoning": reasoning,
+            "distribution": distributions.get(name) if distributions is not None else None,
+            "error": None,
+            "repairs": repairs,  # shared: validation copies it into each PolicyScore
+        }
+        entry.rank_fraction[policy_name] = position / size
+
+
+def record_failure(policy: Policy, entries: Sequence[Entry], reason: str) -> bool:
+    """Write the rows of a judge call that failed, by the policy's ``on_judge_error``; ``True`` if they veto."""
+    closed = policy.on_judge_error == "fail_closed"
+    for entry in entries:
+        entry.scores[policy.name] = {
+            "score": None,
+            "rank": None,
+            "passed": not closed,
+            "vetoed": closed,
+            "reasoning": "",
+            "distribution": None,
+            "error": reason,
+            "repairs": [],
+        }
+    return closed
+
+
+def rank(changed: Sequence[Entry], *, pools: Pools, may_veto: bool) -> None:
+    """Recompute entries' combined score, veto and sort key after their scores changed.
+
+    The combined score is the weighted mean over the first pool with a score
+    (soft policies; hard ones only where no soft policy scored). ``may_veto``
+    false (no hard policy, no fail_closed failure) skips looking for vetoes.
+    """
+    # Runs per candidate after each judge round: plain loops, no generators, lookups hoisted.
+    for entry in changed:
+        scores = entry.scores
+        vetoed = False
+        if may_veto:
+            for row in scores.values():
+                if row["vetoed"]:
+                    vetoed = True
+                    break
+        entry.vetoed = vetoed
+        combined = None
+        for pool in pools:
+            total = weights = 0.0
+            for name, weight in pool:
+                held = scores.get(name)
+                if held is not None and (score := held["score"]) is not None:
+                    total += weight * score
+                    weights += weight
+            if weights:
+                combined = total / weights
+                break
+        entry.combined = combined
+        fractions = entry.rank_fraction
+        mean_rank = sum(fractions.values()) / len(fractions) if fractions else 1.0
+        entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
+
+
+def explain(entries: Sequence[Entry], best: int, reasons: Sequence[str]) -> str:
+    """The decision's ``why``: the winner's scores, vetoes, repeated texts and what degraded it."""
+    chosen = entries[best]
+    if len(entries) == 1:
+        head = f"candidate {best} was the only candidate"
+    elif chosen.combined is None:
+        head = f"candidate {best} was chosen without scores (every judge call failed or was skipped)"
+    else:
+        head = f"candidate {best} had the best combined score {chosen.combined:.2f}"
+    parts = ", ".join(f"{name} {s['score']:.3g}" for name, s in chosen.scores.items() if s["score"] is not None)
+    why = head + (f" ({parts})" if parts else "")
+    vetoed = [e.index for e in entries if e.vetoed]
+    if vetoed:
+        why += f"; vetoed: {vetoed}"
+    copies: dict[int, list[int]] = {}
+    for e in entries:
+        if e.duplicate_of is not None:
+            copies.setdefault(e.duplicate_of, []).append(e.index)
+    for first, same in copies.items():
+        why += f"; candidates {', '.join(map(str, same))} repeat candidate {first}'s text (judged once)"
+    if reasons:
+        why += f"; degraded: {'; '.join(reasons)}"
+    return why
