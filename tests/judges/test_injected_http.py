@@ -136,7 +136,7 @@ async def test_a_server_error_becomes_a_judge_error(kind: str) -> None:
     client = httpx.AsyncClient(transport=transport)
     judge = build(http_client=client, max_retries=1)
     try:
-        with pytest.raises(JudgeError, match="HTTP 500.*the GPU fell over") as caught:
+        with pytest.raises(JudgeError, match=r"HTTP 500.*the GPU fell over") as caught:
             await judge.ajudge(REQUEST)
     finally:
         await judge.aclose()

@@ -120,9 +120,7 @@ def test_url_redaction_stays_linear_on_adversarial_text(noise: str) -> None:
 
 def test_url_redaction_blanks_every_form() -> None:
     # One redactor serves judge errors, log lines and traces alike (ra_guard._redact.redact_secrets).
-    text = (
-        "POST http://bob:pw1@h:1/v1/x?api_key=k1&n=2&sig=s1 spec openai-compat:bob:pw2@h:1/v1?token=t1&x_api_key=k2"
-    )
+    text = "POST http://bob:pw1@h:1/v1/x?api_key=k1&n=2&sig=s1 spec openai-compat:bob:pw2@h:1/v1?token=t1&x_api_key=k2"
     assert redact_secrets(text) == (
         "POST http://[REDACTED]@h:1/v1/x?api_key=[REDACTED]&n=2&sig=[REDACTED] "
         "spec openai-compat:bob:[REDACTED]@h:1/v1?token=[REDACTED]&x_api_key=[REDACTED]"
