@@ -203,3 +203,42 @@ async def test_credentials_in_the_url_reach_an_injected_client() -> None:
     assert sent.headers["authorization"].startswith("Basic ")
     assert sent.url.params["api_key"] == "k1"
     assert "pw" not in judge.name and "k1" not in judge.name
+
+
+# -- what a request carries (moved here from the stub-server tests: plain request/answer) --------------
+
+
+async def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RA_GUARD_JUDGE_API_KEY", "sk-judge")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-sent")
+    transport = Recorded(_openai_answer)
+    judge = OpenAICompatJudge(f"{BASE}/v1", model="ra-mock", transport=transport)
+    try:
+        await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert transport.requests[0].headers["authorization"] == "Bearer sk-judge"
+
+
+async def test_extra_body_is_sent() -> None:
+    transport = Recorded(_openai_answer)
+    judge = OpenAICompatJudge(
+        f"{BASE}/v1", model="ra-mock", extra_body={"top_k": 20}, max_tokens=512, transport=transport
+    )
+    try:
+        await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    body = json.loads(transport.requests[0].content)
+    assert (body["top_k"], body["max_tokens"], body["temperature"]) == (20, 512, 0.0)
+
+
+async def test_unmasked_requests_say_so_to_the_reference_server() -> None:
+    transport = Recorded(_reference_answer)
+    judge = RewardAnythingServerJudge(BASE, transport=transport)
+    try:
+        await judge.ajudge(JudgeRequest(principle="p", prompt="q", responses={"a": "x"}, mask=False))
+    finally:
+        await judge.aclose()
+    (sent,) = transport.requests
+    assert (sent.url.path, json.loads(sent.content)["mask_responses"]) == ("/api/rewardanything", False)
