@@ -299,6 +299,7 @@ class OpenAICompatJudge(ChatJudge):
         return _LoopState(client=client, gate=gate, discovery=discovery, owned=owned)
 
     async def _loop_state(self) -> _LoopState:
+        """The running loop's client and gates; with your ``http_client``, only on the loop it serves."""
         state = await self._state.get()
         if self._injected is not None:
             self._injected.get()  # the caller's client serves one event loop: refuse another

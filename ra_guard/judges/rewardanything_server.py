@@ -170,11 +170,12 @@ class RewardAnythingServerJudge(Judge):
         self._clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client, closer=_close_client)
         # Credentials travel as basic auth and query parameters, never in a URL that httpx logs;
         # they go with each request, so that a client passed in gets them too.
-        self._request_options: dict[str, Any] = {
-            "auth": self._auth,
-            "params": self._query or None,
-            "timeout": httpx.Timeout(timeout, pool=None),
-        }
+        # Only what the URL carries is set per request: a client passed in keeps its own auth otherwise.
+        self._request_options: dict[str, Any] = {"timeout": httpx.Timeout(timeout, pool=None)}
+        if self._auth is not None:
+            self._request_options["auth"] = self._auth
+        if self._query:
+            self._request_options["params"] = self._query
         install_log_redaction()
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ here without a socket.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 
@@ -242,3 +243,20 @@ async def test_unmasked_requests_say_so_to_the_reference_server() -> None:
         await judge.aclose()
     (sent,) = transport.requests
     assert (sent.url.path, json.loads(sent.content)["mask_responses"]) == ("/api/rewardanything", False)
+
+
+async def test_an_injected_clients_own_auth_is_kept_when_the_url_carries_none() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _reference_answer(request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=("svc", "from-the-client"))
+    judge = RewardAnythingServerJudge(BASE, http_client=client)
+    try:
+        await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+        await client.aclose()
+    assert seen[0].headers["authorization"] == "Basic " + base64.b64encode(b"svc:from-the-client").decode()
