@@ -60,7 +60,7 @@ _KEY_NAMES = (
 # Query parameters that carry a credential in URLs (signed URLs, key-in-URL APIs).
 _QUERY_NAMES = (
     r"(?:key|sig|signature|code|auth|credential|x-amz-signature|x-amz-credential|x-amz-security-token"
-    r"|x-goog-signature|x-goog-credential|sv|se)"
+    r"|x-goog-signature|x-goog-credential|x[_-]api[_-]key|sv|se)"
 )
 _VALUE = r"""[^\s"',;}&)]+"""
 _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
@@ -117,14 +117,18 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     ),
 )
 
+# What ends a ``user:password`` run before an ``@`` (looking backwards from the ``@``).
+_USERINFO_STOPS = frozenset("/?#@ \t\r\n'\"<>()[]{},;=")
+
 
 def redact_secrets(text: str) -> str:
     """Replace API keys, auth headers and tokens in ``text`` by ``[REDACTED]``.
 
     This is the default redactor of traces, the audit log and annotations. It
     is pattern based: it catches the shapes keys travel in (headers, URL
-    userinfo and credential query parameters, ``api_key=`` in reprs, ``sk-...``
-    style keys, JWTs), not arbitrary personal data; add your own
+    userinfo and credential query parameters, ``user:password@host`` written
+    without a scheme, ``api_key=`` in reprs, ``sk-...`` style keys, JWTs), not
+    arbitrary personal data; add your own
     :data:`Redactor` for that. It runs in time linear in ``text``.
 
     Args:
@@ -145,7 +149,37 @@ def redact_secrets(text: str) -> str:
     for triggers, pattern, replacement in _PATTERNS:
         if any(trigger in lowered for trigger in triggers):
             text = pattern.sub(replacement, text)
-    return text
+    return _bare_userinfo(text) if "@" in text and ":" in text else text
+
+
+def _bare_userinfo(text: str) -> str:
+    """Blank the password of ``user:password@host`` written without a scheme.
+
+    A spec like ``openai-compat:alice:pw@gpu:8000`` has no ``://`` to anchor on.
+    Each ``@`` is looked at once, walking back at most 512 characters and never
+    past the last replacement, so the work stays linear in the text (a regex
+    scanning ahead from every position would not).
+
+    Example:
+        >>> _bare_userinfo("openai-compat:alice:pw@gpu:8000, mail bob@example.com")
+        'openai-compat:alice:[REDACTED]@gpu:8000, mail bob@example.com'
+    """
+    pieces: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        limit = max(done, at - 512)
+        while start > limit and text[start - 1] not in _USERINFO_STOPS:
+            start -= 1
+        colon = text.rfind(":", start, at)
+        if colon != -1 and colon + 1 < at:
+            pieces.append(text[done : colon + 1])
+            pieces.append(REDACTED)
+            done = at
+        at = text.find("@", at + 1)
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def redact_capped(text: str, max_chars: int | None) -> str:
@@ -180,7 +214,11 @@ _MARGIN = 256  # characters past a cap still redacted, so that a key cut in two 
 
 @lru_cache(maxsize=512)
 def redact_name(name: str) -> str:
-    """:func:`redact_secrets` with a cache, for the few names that recur (judge, sampler, guard).
+    """:func:`redact_secrets` of a backend or model name, remembered for the last 512 names seen.
+
+    The judge, sampler and guard names recur on every decision's spans, and
+    redaction runs a dozen patterns: an LRU cache (``functools.lru_cache``)
+    keeps the answer for each of the last 512 distinct names.
 
     Example:
         >>> redact_name("openai-compat:http://gpu:8000/v1?api_key=abc12345")

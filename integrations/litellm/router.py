@@ -18,18 +18,16 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from ra_guard._http import openai_explanation
+from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import JudgeError, JudgeTimeoutError, MissingDependencyError
-from ra_guard.judges._http import openai_explanation
-from ra_guard.judges._url import redact_url_secrets
-from ra_guard.judges.base import Judge, JudgeRequest
-from ra_guard.judges.format import render_messages
-from ra_guard.judges.litellm_judge import verdict_from_response
-from ra_guard.verdict import Verdict
+from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion
+from ra_guard.types import ChatMessage
 
 __all__ = ["RouterJudge", "router_judge"]
 
 
-class RouterJudge(Judge):
+class RouterJudge(ChatJudge):
     """Judge through a ``litellm.Router`` model group serving a RewardAnything model.
 
     Args:
@@ -66,15 +64,15 @@ class RouterJudge(Judge):
         self.completion_kwargs = completion_kwargs
         self.name = f"litellm-router:{model}"
 
-    async def ajudge(self, request: JudgeRequest) -> Verdict:
+    async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
+        """One ``router.acompletion`` call, its failures mapped to :class:`JudgeError`."""
         from litellm.exceptions import Timeout
 
-        rendered = render_messages(request)
         kwargs: dict[str, Any] = {"temperature": self.temperature, **self.completion_kwargs}
-        if self.max_tokens is not None:
-            kwargs.setdefault("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            kwargs.setdefault("max_tokens", max_tokens)
         try:
-            response = await self.router.acompletion(model=self.model, messages=rendered.messages, **kwargs)
+            response = await self.router.acompletion(model=self.model, messages=messages, **kwargs)
         except asyncio.CancelledError:
             raise
         except Timeout as exc:
@@ -84,9 +82,9 @@ class RouterJudge(Judge):
             if isinstance(status, int):  # keep the server's own explanation, not just "Error code: 400"
                 detail = f"HTTP {status}: {openai_explanation(exc)}"
             else:
-                detail = redact_url_secrets(repr(exc))
+                detail = redact_secrets(repr(exc))
             raise JudgeError(f"the router failed: {detail}", judge=self.name, retryable=True) from exc
-        return verdict_from_response(response, rendered, judge=self.name, model=self.model)
+        return answer_from_completion(response, judge=self.name, source="the router's answer")
 
 
 def router_judge(

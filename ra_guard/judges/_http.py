@@ -1,10 +1,7 @@
-"""Shared plumbing of the HTTP judges: per-loop resources, retries, error mapping.
+"""Shared plumbing of the HTTP judges: retries and the mapping of failures to :class:`JudgeError`.
 
-HTTP connection pools and :class:`asyncio.Semaphore` objects belong to the
-event loop that first used them, while ra-guard's sync entry points run each
-call on a fresh loop (``run_sync``). :class:`PerLoop` keeps one set of such
-resources per running loop, so a judge works from ``guard.run`` and from
-``await guard.arun`` alike.
+Per-loop clients and the server explanations kept in messages are shared with
+the samplers and live in :mod:`ra_guard._http`.
 
 Retries fit a judge, whose calls are long generations: :func:`with_retries`
 bounds each attempt *as a whole* (``asyncio.wait_for``, so a server trickling
@@ -14,9 +11,8 @@ bytes cannot hold a call past its timeout), retries connection errors and
 is most likely still working on the abandoned one, and a retry only piles up.
 The decision's deadline (the guard's) cancels everything in flight.
 
-Error messages keep the server's own explanation (:func:`server_explanation`),
-e.g. a FastAPI ``{"detail": "Server is pinned to 'tiny-judge'"}``, capped at
-:data:`MAX_EXPLANATION_CHARS`, with URL credentials blanked.
+Error messages keep the server's own explanation
+(:func:`ra_guard._http.server_explanation`), with secrets blanked.
 
 Example:
     >>> RetryPolicy(max_retries=2).delay(0, None) <= 0.5
@@ -26,32 +22,27 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import random
 import re
-import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import openai
 
+from ra_guard._http import openai_explanation, server_explanation
+from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import JudgeError, JudgeInputTooLongError, JudgeOutputError, JudgeTimeoutError
-from ra_guard.judges._url import parse_judge_url, redact_url_secrets
+from ra_guard.judges._url import parse_judge_url
 
 __all__ = [
-    "MAX_EXPLANATION_CHARS",
-    "PerLoop",
     "RetryPolicy",
     "context_overflow",
     "host_of",
     "is_retryable_status",
     "judge_error_from_openai",
-    "openai_explanation",
     "post_json",
-    "server_explanation",
     "with_retries",
 ]
 
@@ -59,9 +50,6 @@ T = TypeVar("T")
 
 #: The longest server-directed wait honoured before retrying, seconds.
 MAX_RETRY_AFTER_S = 120.0
-
-#: How much of a server's error explanation an error message keeps.
-MAX_EXPLANATION_CHARS = 500
 
 # vLLM, older: "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens
 # (4904 in the messages, 4096 in the completion)."
@@ -80,7 +68,7 @@ def host_of(url: str) -> str:
     try:
         return parse_judge_url(url, example="URL").host
     except Exception:
-        return redact_url_secrets(url)
+        return redact_secrets(url)
 
 
 def is_retryable_status(status: int, *, timeouts: bool = False) -> bool:
@@ -109,128 +97,6 @@ def context_overflow(text: str) -> tuple[int, int] | None:
     """
     match = _CONTEXT_LENGTH.search(text) or _CONTEXT_LENGTH_NEW.search(text)
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def server_explanation(body: Any, fallback: str = "") -> str:
-    """The human explanation in an error body, capped and with URL credentials blanked.
-
-    Reads OpenAI-style ``{"error": {"message"}}``, FastAPI ``{"detail"}`` (a
-    string or validation items) and plain ``{"message"}``/``{"error": str}``;
-    else the body (or ``fallback``) as text.
-
-    Example:
-        >>> server_explanation({"detail": "Server is pinned to 'tiny-judge'; requested 'RA-8B'"})
-        "Server is pinned to 'tiny-judge'; requested 'RA-8B'"
-        >>> server_explanation({"error": {"message": "Value must be between 1 <= value <= 2"}})
-        'Value must be between 1 <= value <= 2'
-    """
-    text = ""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping):
-            body = error
-        elif isinstance(error, str) and error:
-            text = error
-        for key in ("message", "detail", "msg"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                text = value
-                break
-            if value:
-                text = json.dumps(value, ensure_ascii=False, default=str)
-                break
-    elif isinstance(body, str):
-        text = body
-    if not text:
-        text = json.dumps(body, ensure_ascii=False, default=str) if body not in (None, "") else fallback
-    text = " ".join(text.split())
-    if len(text) > MAX_EXPLANATION_CHARS:
-        text = text[:MAX_EXPLANATION_CHARS] + f"... [{len(text) - MAX_EXPLANATION_CHARS} more chars]"
-    return redact_url_secrets(text)
-
-
-async def _close_when_loop_ends(item: T, closer: Callable[[T], Awaitable[None]]) -> AsyncGenerator[None, None]:
-    # A suspended async generator is finalized by ``loop.shutdown_asyncgens()``, which
-    # ``asyncio.run`` calls before closing the loop: the one hook a loop offers for cleanup.
-    try:
-        yield
-    finally:
-        await closer(item)
-
-
-class PerLoop(Generic[T]):
-    """One lazily built resource per running event loop, closed when that loop ends.
-
-    Entries are held weakly by loop. With a ``closer``, the resource is also
-    closed by ``loop.shutdown_asyncgens()`` (which ``asyncio.run`` and
-    pytest-asyncio call), so that sync callers going through ``run_sync`` (a
-    new loop per call) do not leak connections.
-
-    Example:
-        >>> import asyncio
-        >>> locks = PerLoop(asyncio.Lock)
-        >>> async def same() -> bool:
-        ...     return await locks.get() is await locks.get()
-        >>> asyncio.run(same())
-        True
-    """
-
-    def __init__(self, factory: Callable[[], T], *, closer: Callable[[T], Awaitable[None]] | None = None) -> None:
-        self._factory = factory
-        self._closer = closer
-        self._items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None] | None]]
-        self._items = weakref.WeakKeyDictionary()
-        # Sync callers share one long-lived loop (``ra_guard._sync``), which never runs
-        # ``shutdown_asyncgens``: a resource dropped without ``aclose()`` is closed on its
-        # loop here instead of leaving its sockets to the garbage collector.
-        weakref.finalize(self, _close_left_over, self._items, closer)
-
-    async def get(self) -> T:
-        """The resource of the running loop, built on first use."""
-        loop = asyncio.get_running_loop()
-        entry = self._items.get(loop)
-        if entry is None:
-            item = self._factory()
-            guard = None
-            if self._closer is not None:
-                guard = _close_when_loop_ends(item, self._closer)
-                await guard.__anext__()
-            entry = self._items[loop] = (item, guard)
-        return entry[0]
-
-    async def aclose(self) -> None:
-        """Close and forget the running loop's resource, if one was built."""
-        entry = self._items.pop(asyncio.get_running_loop(), None)
-        if entry is None:
-            return
-        item, guard = entry
-        if guard is not None:
-            await guard.aclose()  # runs the closer
-        elif self._closer is not None:
-            await self._closer(item)
-
-
-def _close_left_over(
-    items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None] | None]],
-    closer: Callable[[Any], Awaitable[None]] | None,
-) -> None:
-    """Close each resource still open on a running loop (a finalizer: never raises)."""
-    for loop, (item, guard) in list(items.items()):
-        if loop.is_closed() or not loop.is_running():
-            continue
-        if guard is not None:
-            closing: Awaitable[None] | None = guard.aclose()
-        else:
-            closing = closer(item) if closer is not None else None
-        if closing is None:
-            continue
-
-        async def close(awaitable: Awaitable[None] = closing) -> None:
-            with contextlib.suppress(Exception):  # a finalizer has no caller to report to
-                await awaitable
-
-        with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile (interpreter exit)
-            asyncio.run_coroutine_threadsafe(close(), loop)
 
 
 @dataclass(frozen=True)
@@ -348,6 +214,7 @@ async def post_json(
     judge: str,
     timeout: float | None = None,
     where: str = "",
+    request_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """POST ``payload`` as JSON and return the decoded JSON answer, retrying transient failures.
 
@@ -359,6 +226,7 @@ async def post_json(
         judge: The judge's name, for errors.
         timeout: Seconds one attempt may take in total.
         where: The URL to name in errors (defaults to ``client.base_url`` + ``url``).
+        request_options: More ``client.post`` arguments (``auth``, ``params``, ``timeout``).
 
     Raises:
         JudgeTimeoutError: An attempt took longer than ``timeout`` (retried only with ``retry_timeouts``).
@@ -366,10 +234,10 @@ async def post_json(
             when another try later could succeed).
         JudgeOutputError: The server answered 2xx with a body that is not JSON.
     """
-    where = where or redact_url_secrets(str(client.base_url).rstrip("/") + url)
+    where = where or redact_secrets(str(client.base_url).rstrip("/") + url)
 
     async def attempt() -> Any:
-        response = await client.post(url, json=payload)
+        response = await client.post(url, json=payload, **(request_options or {}))
         if not response.is_success:
             raise _StatusFailure(response)
         try:
@@ -389,7 +257,7 @@ async def post_json(
         if isinstance(exc, httpx.TimeoutException):
             return JudgeTimeoutError(f"no answer{after} from {where}: {exc!r}", judge=judge, retryable=True), None
         if isinstance(exc, httpx.TransportError):
-            message = f"connection to {where} failed{after}: {redact_url_secrets(repr(exc))}"
+            message = f"connection to {where} failed{after}: {redact_secrets(repr(exc))}"
             return JudgeError(message, judge=judge, retryable=True), None
         raise exc
 
@@ -438,7 +306,7 @@ def judge_error_from_openai(
         return JudgeTimeoutError(f"no answer{limit}{after} while {doing} at {where}", judge=judge, retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        message = f"connection to {where} failed{after} while {doing}: {redact_url_secrets(repr(cause))}"
+        message = f"connection to {where} failed{after} while {doing}: {redact_secrets(repr(cause))}"
         return JudgeError(message, judge=judge, retryable=True)
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
@@ -461,28 +329,4 @@ def judge_error_from_openai(
         return JudgeOutputError(
             "no_json", f"the answer is not a chat completion: {exc}", raw_text=str(exc.body), judge=judge
         )
-    return JudgeError(f"{doing} at {where} failed: {redact_url_secrets(repr(exc))}", judge=judge)
-
-
-def openai_explanation(exc: BaseException) -> str:
-    """The server's explanation inside an ``openai``/litellm status error (its body, else its message).
-
-    Example:
-        >>> openai_explanation(ValueError("Error code: 400"))
-        'Error code: 400'
-    """
-    body = getattr(exc, "body", None)
-    fallback = str(getattr(exc, "message", "") or exc)
-    if body not in (None, "", {}):
-        return server_explanation(body, fallback=fallback)
-    try:
-        response = getattr(exc, "response", None)
-        text = getattr(response, "text", None) if response is not None else None
-        if isinstance(text, str) and text.strip():
-            try:
-                return server_explanation(json.loads(text), fallback=fallback)
-            except ValueError:
-                return server_explanation(text, fallback=fallback)
-    except Exception:  # a streamed response whose body was not read
-        pass
-    return server_explanation(fallback)
+    return JudgeError(f"{doing} at {where} failed: {redact_secrets(repr(exc))}", judge=judge)

@@ -8,93 +8,31 @@ never shown (HTTP basic auth built from the userinfo, the query parameters).
 
 httpx logs every request URL at INFO (``HTTP Request: POST http://...``); the
 query parameters are part of that URL, so :func:`install_log_redaction` adds a
-filter to the HTTP client loggers that blanks key-like values in those lines.
+filter to the HTTP client loggers that blanks key-like values in those lines
+(with :func:`ra_guard._redact.redact_secrets`, the one redactor of the package).
 
 Example:
     >>> url = parse_judge_url("http://bob:s3cret@gpu-1:8000/v1?api_key=k&x=1", example="openai-compat:URL")
     >>> url.base_url, url.host, url.basic_auth, sorted(url.query)
     ('http://gpu-1:8000/v1', 'gpu-1:8000', ('bob', 's3cret'), ['api_key', 'x'])
-    >>> redact_url_secrets("GET http://bob:pw@h/v1?token=abc&n=2")
-    'GET http://***@h/v1?token=***&n=2'
+    >>> redact_secrets("GET http://bob:pw@h/v1?token=abc&n=2")
+    'GET http://[REDACTED]@h/v1?token=[REDACTED]&n=2'
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError
 
 __all__ = ["JudgeURL", "install_log_redaction", "parse_judge_url", "redact_url_secrets"]
 
-#: Query parameter names treated as secrets (compared lower-cased, ``-`` read as ``_``).
-SECRET_QUERY_NAMES = frozenset(
-    {
-        "api_key",
-        "apikey",
-        "key",
-        "token",
-        "access_token",
-        "auth",
-        "auth_token",
-        "sig",
-        "signature",
-        "secret",
-        "password",
-        "code",
-        "x_api_key",
-    }
-)
-
-# Linear-time patterns (no nested quantifiers): userinfo between "://" and "@", key-like query values.
-_USERINFO = re.compile(r"(?<=://)[^/?#@\s]{1,512}@")
-# What ends a ``user:password`` run before an ``@`` (looking backwards from the ``@``).
-_USERINFO_STOPS = frozenset("/?#@ \t\r\n'\"<>()[]{},;=")
-_QUERY_SECRET = re.compile(
-    r"(?i)([?&](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|auth[_-]?token|sig|signature"
-    r"|secret|password|code|x[_-]api[_-]key)=)[^&#\s\"']*"
-)
-
-
-def redact_url_secrets(text: str) -> str:
-    """``text`` with URL userinfo and key-like query values replaced by ``***``.
-
-    Example:
-        >>> redact_url_secrets("http://u:p@h:1/v1?sig=xyz")
-        'http://***@h:1/v1?sig=***'
-    """
-    text = _bare_userinfo(_USERINFO.sub("***@", text))
-    return _QUERY_SECRET.sub(r"\1***", text)
-
-
-def _bare_userinfo(text: str) -> str:
-    """Blank the password of ``user:password@host`` written without a scheme.
-
-    A spec like ``openai-compat:alice:pw@gpu:8000`` has no ``://`` to anchor on.
-    Each ``@`` is looked at once, walking back at most 512 characters and never
-    past the previous ``@``, so the work stays linear in the text (a regex
-    scanning ahead from every position would not).
-    """
-    if "@" not in text:
-        return text
-    pieces: list[str] = []
-    done = 0
-    at = text.find("@")
-    while at != -1:
-        start = at
-        limit = max(done, at - 512)
-        while start > limit and text[start - 1] not in _USERINFO_STOPS:
-            start -= 1
-        colon = text.rfind(":", start, at)
-        if colon != -1 and colon + 1 < at:
-            pieces.append(text[done : colon + 1])
-            pieces.append("***")
-            done = at
-        at = text.find("@", at + 1)
-    pieces.append(text[done:])
-    return "".join(pieces)
+#: The one redactor of URL credentials (and every other secret shape): :func:`ra_guard._redact.redact_secrets`.
+#: Kept under this name for :mod:`ra_guard._resolve`, which imports it from here.
+redact_url_secrets = redact_secrets
 
 
 @dataclass(frozen=True)
@@ -133,7 +71,7 @@ def parse_judge_url(url: str, *, example: str, path_hint: str = "") -> JudgeURL:
         ra_guard.exceptions.ConfigurationError: judge URL 'localhost:8000' has no http:// or https:// scheme; ...
     """
     text = url.strip()
-    shown = redact_url_secrets(text)
+    shown = redact_secrets(text)
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -149,7 +87,7 @@ def parse_judge_url(url: str, *, example: str, path_hint: str = "") -> JudgeURL:
         if path_hint and urlsplit(fixed).path in ("", "/"):
             fixed = fixed.rstrip("/") + path_hint
         raise ConfigurationError(
-            f"judge URL {shown!r} {problem}; write it as {example.replace('URL', redact_url_secrets(fixed))!r}"
+            f"judge URL {shown!r} {problem}; write it as {example.replace('URL', redact_secrets(fixed))!r}"
         )
     if not parts.hostname:
         raise ConfigurationError(
@@ -171,9 +109,9 @@ class _RedactURLs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(redact_url_secrets(str(a)) if _looks_like_url(a) else a for a in record.args)
+            record.args = tuple(redact_secrets(str(a)) if _looks_like_url(a) else a for a in record.args)
         elif isinstance(record.msg, str) and "://" in record.msg:
-            record.msg = redact_url_secrets(record.msg)
+            record.msg = redact_secrets(record.msg)
         return True
 
 

@@ -18,27 +18,23 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import weakref
-from types import ModuleType
 from typing import Any
 
 import openai
 
-from ra_guard.exceptions import (
-    ConfigurationError,
-    JudgeError,
-    JudgeOutputError,
-    JudgeTimeoutError,
-    MissingDependencyError,
-)
-from ra_guard.judges._http import PerLoop, judge_error_from_openai
-from ra_guard.judges._url import install_log_redaction, redact_url_secrets
-from ra_guard.judges.base import Judge, JudgeRequest
-from ra_guard.judges.format import RenderedRequest, render_messages
-from ra_guard.judges.parsing import ReasonCode, parse_verdict
-from ra_guard.types import Usage
+from ra_guard._http import PerLoop, usage_of
+from ra_guard._litellm import close_loop_clients, import_litellm, loop_gate, release_loop_clients
+from ra_guard._redact import redact_secrets
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeTimeoutError
+from ra_guard.judges._http import judge_error_from_openai
+from ra_guard.judges._url import install_log_redaction
+from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion, verdict_from_answer
+from ra_guard.judges.format import RenderedRequest
+from ra_guard.types import ChatMessage
 from ra_guard.verdict import Verdict
 
+# The litellm helpers imported above live in ``ra_guard._litellm`` (shared with the sampler and
+# the integrations) and ``ra_guard._http``; they stay importable from here, where they were public.
 __all__ = [
     "LiteLLMJudge",
     "close_loop_clients",
@@ -50,140 +46,24 @@ __all__ = [
 ]
 
 
-def import_litellm() -> ModuleType:
-    """Import litellm, or raise :class:`MissingDependencyError` naming the extra.
-
-    Example:
-        >>> import_litellm().__name__
-        'litellm'
-    """
-    try:
-        import litellm
-    except ImportError as exc:
-        raise MissingDependencyError("litellm", extra="litellm") from exc
-    return litellm
-
-
-#: Live litellm backends per event loop: litellm's client cache is per loop and shared by all of them.
-_LOOP_USERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
-
-
-def loop_gate(limit: int) -> asyncio.Semaphore:
-    """A concurrency gate for the running loop, counting its caller as a user of litellm's clients there.
-
-    Paired with :func:`release_loop_clients`: a backend's per-loop state is built
-    with this and closed with that, so that litellm's shared clients of a loop
-    are closed when the last backend using them lets go, never under another.
-    """
-    loop = asyncio.get_running_loop()
-    _LOOP_USERS[loop] = _LOOP_USERS.get(loop, 0) + 1
-    return asyncio.Semaphore(limit)
-
-
-async def release_loop_clients(_: object = None) -> None:
-    """One backend lets go of the running loop's litellm clients; the last one closes them.
-
-    Example:
-        >>> import asyncio
-        >>> async def one_user() -> None:
-        ...     loop_gate(4)
-        ...     await release_loop_clients()
-        >>> asyncio.run(one_user())
-    """
-    loop = asyncio.get_running_loop()
-    left = _LOOP_USERS.get(loop, 1) - 1
-    if left > 0:  # another live judge or sampler still sends through these clients
-        _LOOP_USERS[loop] = left
-        return
-    _LOOP_USERS.pop(loop, None)
-    await close_loop_clients()
-
-
-async def close_loop_clients(_: object = None) -> None:
-    """Close the HTTP clients litellm cached for the running event loop.
-
-    litellm caches one client per event loop and never closes those of a loop
-    that has ended, so each ``run_sync`` call (a fresh loop) would leave open
-    sockets behind for the garbage collector (``ResourceWarning: unclosed``).
-    The litellm backends call this when their loop shuts down; every client it
-    closes is bound to that loop and useless after it. Best effort: litellm
-    internals that are not found are left alone.
-
-    Example:
-        >>> import asyncio
-        >>> asyncio.run(close_loop_clients())
-    """
-    try:
-        import litellm
-        from litellm.caching.evicted_client_closer import running_loop_token
-
-        token = running_loop_token()
-        cache = litellm.in_memory_llm_clients_cache.cache_dict
-        suffix = f"-{token}"
-        keys = [key for key in list(cache) if token is not None and isinstance(key, str) and key.endswith(suffix)]
-    except Exception:
-        return
-    for key in keys:
-        client = cache.pop(key, None)
-        close = getattr(client, "aclose", None) or getattr(client, "close", None)
-        if close is None:
-            continue
-        try:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
-        except Exception:  # a half-closed client is still better than an unclosed one
-            continue
-
-
-def usage_of(response: Any) -> Usage | None:
-    """The token usage of a litellm/OpenAI response, where it reports one.
-
-    Example:
-        >>> usage_of(object()) is None
-        True
-    """
-    usage = getattr(response, "usage", None)
-    prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
-
-
 def verdict_from_response(response: Any, rendered: RenderedRequest, *, judge: str, model: str) -> Verdict:
     """Read a litellm ``ModelResponse`` (from the SDK or a ``Router``) as a verdict.
 
-    A provider's separate ``reasoning_content`` is put back in front of the
-    answer; ``model`` stands in where the response names none.
+    The parse step of :class:`~ra_guard.judges.chat.ChatJudge` on a litellm
+    answer: a provider's separate ``reasoning_content`` is put back in front of
+    the answer; ``model`` stands in where the response names none.
 
     Raises:
         JudgeOutputError: The response has no message, or its text is no verdict.
+
+    Example:
+        >>> # verdict_from_response(await litellm.acompletion(...), rendered, judge="litellm:m", model="m")
     """
-    choices = getattr(response, "choices", None)
-    message = getattr(choices[0], "message", None) if choices else None
-    if message is None:
-        raise JudgeOutputError(
-            ReasonCode.EMPTY_OUTPUT.value, "litellm returned no message", raw_text=str(response), judge=judge
-        )
-    content = getattr(message, "content", None)
-    text = content if isinstance(content, str) else ""
-    # litellm moves a provider's separate reasoning into ``reasoning_content``; put it back.
-    thinking = getattr(message, "reasoning_content", None)
-    if isinstance(thinking, str) and thinking and "</think>" not in text:
-        text = f"<think>{thinking}</think>{text}"
-    answered_by = getattr(response, "model", None)
-    finish = getattr(choices[0], "finish_reason", None) if choices else None
-    return parse_verdict(
-        text,
-        rendered,
-        model=answered_by if isinstance(answered_by, str) else model,
-        usage=usage_of(response),
-        judge=judge,
-        truncated=finish == "length",
-    )
+    answer = answer_from_completion(response, judge=judge, source="litellm's answer")
+    return verdict_from_answer(answer, rendered, judge=judge, model=model)
 
 
-class LiteLLMJudge(Judge):
+class LiteLLMJudge(ChatJudge):
     """A RewardAnything-format judge through ``litellm.acompletion``.
 
     Args:
@@ -231,22 +111,21 @@ class LiteLLMJudge(Judge):
     def __repr__(self) -> str:
         return f"LiteLLMJudge({self.model!r})"
 
-    async def ajudge(self, request: JudgeRequest) -> Verdict:
-        """Judge one request.
+    async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
+        """One ``litellm.acompletion`` call under the concurrency gate, errors mapped to :class:`JudgeError`.
 
         Raises:
             JudgeTimeoutError: litellm timed out.
             JudgeError: Any other failure (``retryable`` for rate limits, 5xx, connection errors).
-            JudgeOutputError: The answer cannot be read as a verdict.
+            JudgeOutputError: The answer holds no message.
         """
-        rendered = render_messages(request)
-        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_tokens}
         options.update(self.litellm_kwargs)
         timeout = options.get("timeout")
         limit = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
         async with await self._gates.get():
             try:
-                call = self._litellm.acompletion(model=self.model, messages=rendered.messages, **options)
+                call = self._litellm.acompletion(model=self.model, messages=messages, **options)
                 # litellm's timeout bounds each read; wait_for bounds the whole call.
                 response = await (asyncio.wait_for(call, limit) if limit is not None else call)
             except TimeoutError:
@@ -262,12 +141,9 @@ class LiteLLMJudge(Judge):
                     retries=int(options.get("num_retries") or 0),
                 ) from exc
             except Exception as exc:
-                raise JudgeError(f"litellm raised {redact_url_secrets(repr(exc))}", judge=self.name) from exc
-        return self._verdict(response, rendered)
+                raise JudgeError(f"litellm raised {redact_secrets(repr(exc))}", judge=self.name) from exc
+        return answer_from_completion(response, judge=self.name, source="litellm's answer")
 
     async def aclose(self) -> None:
         """Close the HTTP clients litellm cached for the running loop."""
         await self._gates.aclose()
-
-    def _verdict(self, response: Any, rendered: RenderedRequest) -> Verdict:
-        return verdict_from_response(response, rendered, judge=self.name, model=self.model)

@@ -58,17 +58,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 import openai
-from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
+from ra_guard._http import InjectedClient, PerLoop, borrowed_transport, openai_explanation
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeInputTooLongError, JudgeOutputError
-from ra_guard.judges._http import PerLoop, RetryPolicy, judge_error_from_openai, openai_explanation, with_retries
+from ra_guard.judges._http import RetryPolicy, judge_error_from_openai, with_retries
 from ra_guard.judges._url import install_log_redaction, parse_judge_url
-from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.judges.base import JudgeRequest
+from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion
 from ra_guard.judges.format import RenderedRequest, render_messages
-from ra_guard.judges.parsing import ReasonCode, parse_verdict, split_thinking, unmask_names
+from ra_guard.judges.parsing import ReasonCode, split_thinking, unmask_names
 from ra_guard.judges.scoring import (
     ENDPOINT_STEP_PARAMS,
     ForcedJsonReader,
@@ -114,18 +116,22 @@ class _DigitsRejected(Exception):
 
 @dataclass
 class _LoopState:
-    """What belongs to one event loop: the HTTP client, the concurrency gate, the discovery lock."""
+    """What belongs to one event loop: the SDK client, the concurrency gate, the discovery lock."""
 
     client: openai.AsyncOpenAI
     gate: asyncio.Semaphore
     discovery: asyncio.Lock
+    #: Whether closing the SDK client is ours to do (not when it wraps the caller's ``http_client``).
+    owned: bool = True
 
 
 async def _close_state(state: _LoopState) -> None:
-    await state.client.close()
+    # ``AsyncOpenAI.close`` closes the HTTP client it holds, even one the caller passed in.
+    if state.owned:
+        await state.client.close()
 
 
-class OpenAICompatJudge(Judge):
+class OpenAICompatJudge(ChatJudge):
     """A RewardAnything judge behind an OpenAI-compatible ``/chat/completions`` endpoint.
 
     Args:
@@ -161,15 +167,30 @@ class OpenAICompatJudge(Judge):
         fallback_max_tokens: Generation limit of the fallback from digit reading
             to parsing (default 512), so that a fallback stays near the cost of
             the mode that was asked for.
+        http_client: Your own ``httpx.AsyncClient`` (proxies, TLS settings,
+            ``httpx.MockTransport`` in tests). It stays yours: :meth:`aclose`
+            leaves it open. Its connections belong to the event loop it is first
+            used on, so the judge refuses a call from another loop with a
+            :class:`ConfigurationError`; the sync API (``judge.judge``,
+            ``guard.run``) runs on ra-guard's background loop. To serve every
+            loop, pass ``transport=`` instead.
+        transport: An ``httpx.AsyncBaseTransport`` (``httpx.MockTransport``,
+            ``httpx.ASGITransport``...) from which the judge builds its own
+            client for each event loop, so the sync and async APIs both work. It
+            stays yours: closing the judge leaves it open.
 
     Raises:
         ConfigurationError: The URL has no http(s) scheme or host, or an
-            argument is out of range, or the mode is unknown.
+            argument is out of range, or the mode is unknown, or both
+            ``http_client`` and ``transport`` are given.
 
     Example:
         >>> judge = OpenAICompatJudge("http://127.0.0.1:8000/v1", model="ra-8b", max_concurrency=4)
         >>> judge.max_concurrency, judge.mode
         (4, 'reasoning')
+        >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, json={"data": [{"id": "ra-8b"}]}))
+        >>> OpenAICompatJudge("http://gpu-1:8000/v1", transport=mock).ping() is None  # no network
+        True
     """
 
     def __init__(
@@ -190,8 +211,12 @@ class OpenAICompatJudge(Judge):
         min_digit_mass: float = 0.1,
         on_low_digit_mass: LowDigitMass = "parse",
         fallback_max_tokens: int = 512,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         url = parse_judge_url(base_url, example="openai-compat:URL", path_hint="/v1")
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("give http_client or transport, not both (a client carries its own transport)")
         if mode not in _MODES:
             raise ConfigurationError(f"unknown judge mode {mode!r}; use one of: {', '.join(_MODES)}")
         if thinking_budget < 1:
@@ -237,6 +262,10 @@ class OpenAICompatJudge(Judge):
             token = base64.b64encode(":".join(url.basic_auth).encode()).decode("ascii")
             self._headers["Authorization"] = f"Basic {token}"
         self._api_key = api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+        self._injected: InjectedClient[httpx.AsyncClient] | None = None
+        if http_client is not None:
+            self._injected = InjectedClient(http_client, owner=f"OpenAICompatJudge({self.base_url})")
+        self._transport = transport
         self._state: PerLoop[_LoopState] = PerLoop(self._new_state, closer=_close_state)
         install_log_redaction()
         self._update_name()
@@ -249,6 +278,12 @@ class OpenAICompatJudge(Judge):
         return f"OpenAICompatJudge({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
 
     def _new_state(self) -> _LoopState:
+        http_client: httpx.AsyncClient | None = None
+        if self._injected is not None:
+            http_client = self._injected.get()  # refuses a second event loop
+        elif self._transport is not None:
+            limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+            http_client = httpx.AsyncClient(transport=borrowed_transport(self._transport), limits=limits)
         client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=self._api_key,
@@ -256,8 +291,19 @@ class OpenAICompatJudge(Judge):
             max_retries=0,  # retries are ours: judge-fit defaults, each attempt bounded as a whole
             default_headers=self._headers or None,
             default_query=self._query or None,
+            # The SDK is typed for httpx2 clients and takes httpx ones as well (``is_legacy_httpx_async_client``).
+            http_client=http_client,  # type: ignore[arg-type]
         )
-        return _LoopState(client=client, gate=asyncio.Semaphore(self.max_concurrency), discovery=asyncio.Lock())
+        gate, discovery = asyncio.Semaphore(self.max_concurrency), asyncio.Lock()
+        owned = self._injected is None
+        return _LoopState(client=client, gate=gate, discovery=discovery, owned=owned)
+
+    async def _loop_state(self) -> _LoopState:
+        """The running loop's client and gates; with your ``http_client``, only on the loop it serves."""
+        state = await self._state.get()
+        if self._injected is not None:
+            self._injected.get()  # the caller's client serves one event loop: refuse another
+        return state
 
     # -- calls ------------------------------------------------------------
 
@@ -271,12 +317,20 @@ class OpenAICompatJudge(Judge):
                 where a later try could succeed).
             JudgeOutputError: The answer cannot be read as a verdict.
         """
-        rendered = render_messages(request)
-        state = await self._state.get()
-        model = await self._model(state)
         if self.mode == "reasoning":
-            return await self._reasoning(state, model, rendered, self.max_tokens)
+            return await super().ajudge(request)  # render, chat, parse
+        rendered = render_messages(request)
+        state = await self._loop_state()
+        model = await self._model(state)
         return await self._digits(state, model, rendered)
+
+    async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
+        """One generation (the ``reasoning`` path of :class:`ChatJudge`), bounded by the served context."""
+        state = await self._loop_state()
+        model = await self._model(state)
+        options = {"temperature": self.temperature, "max_tokens": max_tokens or self.max_tokens}
+        completion = await self._generate(state, model, messages, options)
+        return self._answer(completion)
 
     async def _complete(
         self,
@@ -351,7 +405,7 @@ class OpenAICompatJudge(Judge):
             >>> # await OpenAICompatJudge("http://gpu-1:8000/v1").discover_model()
             >>> # 'WisdomShell/RewardAnything-8B-v1'
         """
-        return await self._model(await self._state.get())
+        return await self._model(await self._loop_state())
 
     async def _model(self, state: _LoopState) -> str:
         if self.model is not None:
@@ -401,7 +455,7 @@ class OpenAICompatJudge(Judge):
         Example:
             >>> # await OpenAICompatJudge("http://gpu-1:8000/v1", model="ra-8b").aping()
         """
-        state = await self._state.get()
+        state = await self._loop_state()
         served = await self._served_models(state, doing="checking the server")
         if self.model is None:
             if not served:
@@ -418,34 +472,24 @@ class OpenAICompatJudge(Judge):
         self._learn_context(served[self.model])
 
     async def aclose(self) -> None:
-        """Close the running loop's HTTP client."""
+        """Close the running loop's HTTP client; an ``http_client`` you passed in stays open (it is yours)."""
         await self._state.aclose()
 
     # -- modes ------------------------------------------------------------
 
-    async def _reasoning(self, state: _LoopState, model: str, rendered: RenderedRequest, max_tokens: int) -> Verdict:
-        options = {"temperature": self.temperature, "max_tokens": max_tokens}
-        completion = await self._generate(state, model, rendered.messages, options)
-        text, usage = self._answer(completion)
-        # A generation cut off at max_tokens may end inside thinking that quotes a candidate's JSON.
-        cut_off = bool(completion.choices) and completion.choices[0].finish_reason == "length"
-        return parse_verdict(
-            text, rendered, model=completion.model or self.model, usage=usage, judge=self.name, truncated=cut_off
-        )
-
     async def _digits(self, state: _LoopState, model: str, rendered: RenderedRequest) -> Verdict:
         """``fast``/``hybrid``: force the verdict's JSON and read each score from digit log-probabilities."""
         if self.digits_supported is False:
-            return await self._fallback(state, model, rendered, self._unsupported_note, Usage())
+            return await self._fallback(rendered, self._unsupported_note, Usage())
         usage = Usage()
         thinking = ""
         head = ""
         if self.mode == "hybrid":
             options = {"temperature": self.temperature, "max_tokens": self.thinking_budget, "stop": ["</think>"]}
             completion = await self._generate(state, model, rendered.messages, options)
-            text, used = self._answer(completion)
-            usage = usage + (used or Usage())
-            thinking = split_thinking(text + "</think>")[0].strip()
+            answer = self._answer(completion)
+            usage = usage + (answer.usage or Usage())
+            thinking = split_thinking(answer.text + "</think>")[0].strip()
             head = f"<think>\n{thinking}\n</think>\n\n"
         reader = ForcedJsonReader(rendered.shown_names, open_thinking=self.mode == "fast")
         while not reader.done:
@@ -459,12 +503,12 @@ class OpenAICompatJudge(Judge):
                     "digits_unsupported: the server rejected the forced-prefix fields (continue_final_message, "
                     f"add_generation_prompt, logprobs) with {exc}; parsed a generated verdict instead"
                 )
-                return await self._fallback(state, model, rendered, self._unsupported_note, usage)
+                return await self._fallback(rendered, self._unsupported_note, usage)
             self.digits_supported = True
-            usage = usage + (self._answer(completion)[1] or Usage())
+            usage = usage + (self._answer(completion).usage or Usage())
             found = self._digit_distribution(completion)
             if found is None:
-                return await self._fallback(state, model, rendered, LOGPROBS_UNAVAILABLE, usage)
+                return await self._fallback(rendered, LOGPROBS_UNAVAILABLE, usage)
             distribution, mass = found
             if mass < self.min_digit_mass:
                 shown = reader.names[len(reader.distributions)]
@@ -474,7 +518,7 @@ class OpenAICompatJudge(Judge):
                 )
                 if self.on_low_digit_mass == "raise":
                     raise JudgeOutputError("low_digit_mass", note, raw_text=head + reader.prefix, judge=self.name)
-                return await self._fallback(state, model, rendered, note + "; parsed a generated verdict", usage)
+                return await self._fallback(rendered, note + "; parsed a generated verdict", usage)
             reader.feed(distribution)
         return verdict_from_distributions(
             rendered,
@@ -488,13 +532,11 @@ class OpenAICompatJudge(Judge):
 
     _unsupported_note = "digits_unsupported: the server rejected the forced-prefix fields; parsed a generated verdict"
 
-    async def _fallback(
-        self, state: _LoopState, model: str, rendered: RenderedRequest, note: str, spent: Usage
-    ) -> Verdict:
+    async def _fallback(self, rendered: RenderedRequest, note: str, spent: Usage) -> Verdict:
         """Parse one bounded generation instead of reading digits; say so in ``repairs`` and the log."""
         code, _, detail = note.partition(": ")
         warn_fallback(self.name, code, f"{detail} (fallback generation of at most {self.fallback_max_tokens} tokens)")
-        verdict = await self._reasoning(state, model, rendered, self.fallback_max_tokens)
+        verdict = await self.ajudge_rendered(rendered, max_tokens=self.fallback_max_tokens)
         return verdict.model_copy(update={"repairs": [*verdict.repairs, note], "usage": verdict.usage + spent})
 
     @staticmethod
@@ -514,30 +556,10 @@ class OpenAICompatJudge(Judge):
         distribution, mass = found
         return distribution, mass if math.isfinite(mass) else 0.0
 
-    def _answer(self, completion: ChatCompletion) -> tuple[str, Usage | None]:
-        """The answer's text (thinking put back where a reasoning parser took it out) and usage."""
+    def _answer(self, completion: ChatCompletion) -> ChatAnswer:
+        """The answer's text (thinking put back where a reasoning parser took it out), usage and model."""
         # The SDK does not validate answers, so a wrong-shaped body arrives here as is.
-        choices = completion.choices if isinstance(completion, ChatCompletion) else None
-        message = getattr(choices[0], "message", None) if choices else None
-        if message is None:
-            raise JudgeOutputError(
-                ReasonCode.EMPTY_OUTPUT.value,
-                f"the server's answer is not a chat completion with a message: {str(completion)[:200]}",
-                raw_text=str(completion),
-                judge=self.name,
-            )
-        text = message.content if isinstance(message.content, str) else ""
-        # vLLM with a reasoning parser moves the thinking out of ``content``; put it back.
-        extra = message.model_extra or {}
-        thinking = extra.get("reasoning_content") or extra.get("reasoning")
-        if isinstance(thinking, str) and thinking and "</think>" not in text:
-            text = f"<think>{thinking}</think>{text}"
-        usage = None
-        if isinstance(completion.usage, CompletionUsage):
-            usage = Usage(
-                prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens
-            )
-        return text, usage
+        return answer_from_completion(completion, judge=self.name, source="the server's answer")
 
     # -- errors -----------------------------------------------------------
 

@@ -77,15 +77,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any, NoReturn
 
 from ra_guard.exceptions import JudgeOutputError
+from ra_guard.judges._verdict_json import MAX_ANSWER_CHARS, JSONObject, choose, has_scores, search, shown_texts
 from ra_guard.judges.format import RenderedRequest
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
@@ -93,14 +92,7 @@ from ra_guard.verdict import Verdict
 __all__ = ["MAX_ANSWER_CHARS", "ReasonCode", "RepairCode", "parse_verdict", "split_thinking", "unmask_names"]
 
 _OPEN, _CLOSE = "<think>", "</think>"
-_FENCE = re.compile(r"```[ \t]*(?:json)?", re.IGNORECASE)
-_BARE_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)(?=\s*:)")
-_TRAILING_COMMA = re.compile(r",(?=\s*[}\]])")
 _RANKING_KEYS = ("best-to-worst", "best-to-worse", "best_to_worst", "ranking")
-_MAX_BRACES = 64  # the last this many "{" are tried one by one: the verdict comes last
-#: The verdict is searched in at most the last this many characters after the thinking.
-MAX_ANSWER_CHARS = 64 * 1024
-_RELAX_BUDGET = 2 * MAX_ANSWER_CHARS  # characters rewritten in Python per answer, at most
 
 
 class ReasonCode(str, Enum):
@@ -207,183 +199,6 @@ def _split(text: str) -> tuple[str, str, str | None]:
     return reasoning, "".join(kept).strip(), tail
 
 
-class _Object(dict[str, Any]):
-    """A JSON object that keeps every key/value pair (``json`` keeps only the last)."""
-
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
-        super().__init__()
-        self.pairs = pairs
-        for key, value in pairs:
-            self.setdefault(key, value)
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_Object)
-
-
-def _relax(text: str, start: int, limit: int) -> tuple[str, int]:
-    """Near-JSON from ``start`` rewritten as JSON, and how many characters it read.
-
-    Fixes single-quoted strings, unquoted keys and trailing commas; stops where
-    the value that opens at ``start`` closes, or after ``limit`` characters.
-    """
-    out: list[str] = []
-    i, n = start, min(len(text), start + limit)
-    depth = 0
-    while i < n:
-        char = text[i]
-        if char in "\"'":
-            j, body = i + 1, []
-            while j < n and text[j] != char:
-                if text[j] == "\\" and j + 1 < n:
-                    body.append("'" if char == "'" and text[j + 1] == "'" else text[j : j + 2])
-                    j += 2
-                    continue
-                body.append('\\"' if text[j] == '"' else text[j])
-                j += 1
-            out.append('"' + "".join(body) + '"')
-            i = j + 1
-            continue
-        if _TRAILING_COMMA.match(text, i):
-            i += 1
-            continue
-        out.append(char)
-        i += 1
-        if char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth <= 0:
-                break
-        if char in "{," and (key := _BARE_KEY.match(text, i, n)):
-            out.append(json.dumps(key.group(1)))
-            i = key.end()
-    return "".join(out), i - start
-
-
-@dataclass(frozen=True)
-class _Found:
-    """One JSON value in the answer: the value, whether it needed relaxed syntax, and where it lies."""
-
-    value: Any
-    relaxed: bool
-    start: int
-    end: int
-    source: str  # the text searched; ``source[start:end]`` is the JSON as the judge wrote it
-
-    @property
-    def text(self) -> str:
-        return self.source[self.start : self.end]
-
-    def inside(self, other: _Found) -> bool:
-        return other is not self and other.start <= self.start and self.end <= other.end
-
-
-def _has_scores(value: Any) -> bool:
-    return isinstance(value, dict) and "scores" in value
-
-
-def _search(text: str) -> list[_Found]:
-    """Every JSON value that the whole ``text``, or one of its last ``{``, holds; bounded work.
-
-    The whole text is tried, then the value starting at each of the last
-    :data:`_MAX_BRACES` ``{`` (the verdict comes last). Strict JSON is decoded
-    in C; relaxed syntax is rewritten in Python for at most :data:`_RELAX_BUDGET`
-    characters per answer, so a flood of braces costs linear time.
-    """
-    text = _FENCE.sub("", text).strip()
-    found: list[_Found] = []
-    budget = _RELAX_BUDGET
-    with contextlib.suppress(ValueError, RecursionError):
-        found.append(_Found(_DECODER.decode(text), False, 0, len(text), text))
-    if not found and text[:1] in ("{", "[", "'") and len(text) <= budget:
-        source, read = _relax(text, 0, len(text))
-        budget -= read
-        if read == len(text):  # the whole text, not a prefix
-            with contextlib.suppress(ValueError, RecursionError):
-                found.append(_Found(_DECODER.decode(source), True, 0, len(text), text))
-    if found and _has_scores(found[0].value):
-        return found
-    braces: list[int] = []
-    position = len(text)
-    while len(braces) < _MAX_BRACES and (position := text.rfind("{", 0, position)) != -1:
-        braces.append(position)
-    for start in reversed(braces):
-        try:
-            value, end = _DECODER.raw_decode(text, start)
-            found.append(_Found(value, False, start, end, text))
-            continue
-        except (ValueError, RecursionError):
-            pass
-        if budget <= 0:
-            continue
-        source, read = _relax(text, start, budget)
-        budget -= read
-        with contextlib.suppress(ValueError, RecursionError):
-            found.append(_Found(_DECODER.raw_decode(source)[0], True, start, start + read, text))
-    return found
-
-
-def _squeeze(text: str) -> str:
-    """``text`` without code fences or whitespace: how a quote is compared with what the judge was shown."""
-    return "".join(_FENCE.sub("", text).split())
-
-
-def _shown_texts(rendered: RenderedRequest, candidates: Iterable[str] | None) -> list[str]:
-    """The texts the judge was shown that an attacker may write: candidates, prompt, principle.
-
-    Read from the rendered user message (the RewardAnything JSON), plus ``candidates``.
-    """
-    texts = [text for text in candidates or () if isinstance(text, str)]
-    for message in rendered.messages:
-        content = message.get("content")
-        if message.get("role") == "system" or not isinstance(content, str):
-            continue
-        try:
-            texts.extend(_strings(json.loads(content)))
-        except (ValueError, RecursionError):
-            texts.append(content)
-    return [squeezed for text in texts if "{" in text and (squeezed := _squeeze(text))]
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every string leaf of a decoded JSON value."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _choose(found: list[_Found], shown: list[str]) -> tuple[_Found | None, int]:
-    """The verdict among ``found`` and how many verdict-shaped objects were quoted from the input.
-
-    The verdict is the last object with ``scores`` that is neither nested in
-    another such object nor found (up to whitespace) in a text the judge was
-    shown. Without one, the first object, or the first value, stands (for the
-    error it will raise).
-    """
-    with_scores = [item for item in found if _has_scores(item.value)]
-    quoted = 0
-    genuine: list[_Found] = []
-    for item in with_scores:
-        needle = _squeeze(item.text)
-        if any(needle in text for text in shown):
-            quoted += 1
-        else:
-            genuine.append(item)
-    outer = [item for item in genuine if not any(item.inside(other) for other in genuine)]
-    if outer:
-        return outer[-1], quoted
-    if with_scores:
-        return None, quoted
-    objects = [item for item in found if isinstance(item.value, dict)]
-    return ((objects or found)[0] if found else None), quoted
-
-
 def _short(value: object) -> str:
     """``repr(value)``, cut to a length that fits in one repair note."""
     text = repr(value)
@@ -444,7 +259,7 @@ class _Parser:
         if not isinstance(raw, dict):
             what = "has no 'scores'" if raw is None else f"has 'scores' as {type(raw).__name__}"
             self.fail(ReasonCode.NO_SCORES, f"the JSON verdict {what}; expected an object of name -> 1..5")
-        pairs = raw.pairs if isinstance(raw, _Object) else list(raw.items())
+        pairs = raw.pairs if isinstance(raw, JSONObject) else list(raw.items())
         scores: dict[str, float] = {}
         for name, value in pairs:
             if (caller := self.resolve(name, "scores")) is None:
@@ -569,16 +384,16 @@ def parse_verdict(
     if not raw_text.strip():
         parser.fail(ReasonCode.EMPTY_OUTPUT, "the judge returned no text")
     reasoning, rest, tail = _split(raw_text)
-    shown = _shown_texts(rendered, candidates)
+    shown = shown_texts(rendered, candidates)
     cut = len(rest) > MAX_ANSWER_CHARS
-    found, quoted = _choose(_search(rest[-MAX_ANSWER_CHARS:]), shown)
+    found, quoted = choose(search(rest[-MAX_ANSWER_CHARS:]), shown)
     if found is None and tail is not None and not quoted:
         if truncated:
             message = "the generation was cut off (finish_reason 'length') inside '<think>'"
             parser.fail(ReasonCode.TRUNCATED_THINKING, message + "; raise the judge's max_tokens")
         cut = cut or len(tail) > MAX_ANSWER_CHARS
-        found, quoted = _choose(_search(tail[-MAX_ANSWER_CHARS:]), shown)
-        if found is None or not _has_scores(found.value):
+        found, quoted = choose(search(tail[-MAX_ANSWER_CHARS:]), shown)
+        if found is None or not has_scores(found.value):
             if quoted:
                 _fail_quoted(parser, quoted)
             message = "'<think>' was never closed and no JSON verdict follows: the generation was cut off"

@@ -25,9 +25,11 @@ from typing import Any
 
 import httpx
 
+from ra_guard._http import InjectedClient, PerLoop, borrowed_transport, server_explanation
+from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, JudgeTimeoutError
-from ra_guard.judges._http import PerLoop, RetryPolicy, post_json, server_explanation
-from ra_guard.judges._url import install_log_redaction, parse_judge_url, redact_url_secrets
+from ra_guard.judges._http import RetryPolicy, post_json
+from ra_guard.judges._url import install_log_redaction, parse_judge_url
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.format import RenderedRequest
 from ra_guard.judges.parsing import ReasonCode, parse_verdict
@@ -104,13 +106,29 @@ class RewardAnythingServerJudge(Judge):
             matched to its request by those names; an answer naming no request
             fails that request alone. Off by default (the guard judges one
             request per call).
+        http_client: Your own ``httpx.AsyncClient`` (proxies, TLS settings,
+            ``httpx.MockTransport`` in tests). It stays yours: :meth:`aclose`
+            leaves it open. The judge's URL credentials and ``timeout`` are sent
+            with each of its requests. Its connections belong to the event loop
+            it is first used on, so the judge refuses a call from another loop
+            with a :class:`ConfigurationError`; the sync API (``judge.judge``,
+            ``guard.run``) runs on ra-guard's background loop. To serve every
+            loop, pass ``transport=`` instead.
+        transport: An ``httpx.AsyncBaseTransport`` (``httpx.MockTransport``,
+            ``httpx.ASGITransport``...) from which the judge builds its own
+            client for each event loop, so the sync and async APIs both work. It
+            stays yours: closing the judge leaves it open.
 
     Raises:
-        ConfigurationError: The URL has no http(s) scheme or host, or an argument is out of range.
+        ConfigurationError: The URL has no http(s) scheme or host, an argument
+            is out of range, or both ``http_client`` and ``transport`` are given.
 
     Example:
         >>> RewardAnythingServerJudge("http://gpu-1:8000/api", timeout=30).base_url
         'http://gpu-1:8000'
+        >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, json={"status": "healthy"}))
+        >>> RewardAnythingServerJudge("http://gpu-1:8000", transport=mock).ping() is None  # no network
+        True
     """
 
     def __init__(
@@ -122,8 +140,12 @@ class RewardAnythingServerJudge(Judge):
         retry_timeouts: bool = False,
         max_concurrency: int = 16,
         batch: bool = False,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         parsed = parse_judge_url(base_url, example="rewardanything:URL")
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("give http_client or transport, not both (a client carries its own transport)")
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if max_retries < 0:
@@ -141,7 +163,19 @@ class RewardAnythingServerJudge(Judge):
         self.name = f"rewardanything:{parsed.host}"
         self._auth = parsed.basic_auth
         self._query = parsed.query
+        self._transport = transport
+        self._injected: InjectedClient[httpx.AsyncClient] | None = None
+        if http_client is not None:
+            self._injected = InjectedClient(http_client, owner=f"RewardAnythingServerJudge({self.base_url})")
         self._clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client, closer=_close_client)
+        # Credentials travel as basic auth and query parameters, never in a URL that httpx logs;
+        # they go with each request, so that a client passed in gets them too.
+        # Only what the URL carries is set per request: a client passed in keeps its own auth otherwise.
+        self._request_options: dict[str, Any] = {"timeout": httpx.Timeout(timeout, pool=None)}
+        if self._auth is not None:
+            self._request_options["auth"] = self._auth
+        if self._query:
+            self._request_options["params"] = self._query
         install_log_redaction()
 
     def __repr__(self) -> str:
@@ -152,16 +186,27 @@ class RewardAnythingServerJudge(Judge):
         # The pool's connection limit is the concurrency limit; its pool timeout stays unbounded so
         # that calls queue for a connection instead of failing while others are in flight.
         timeout = httpx.Timeout(self.timeout, pool=None)
-        # Credentials travel as basic auth and query parameters, never in the base URL that httpx logs.
-        return httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=limits, auth=self._auth, params=self._query or None
-        )
+        transport = borrowed_transport(self._transport) if self._transport is not None else None
+        return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+
+    async def _client(self) -> httpx.AsyncClient:
+        """The caller's client (checked to be on its loop), else this loop's own."""
+        if self._injected is not None:
+            return self._injected.get()
+        return await self._clients.get()
 
     async def _post(self, path: str, payload: Any) -> Any:
-        client = await self._clients.get()
-        where = f"{self.base_url}{path}"
+        client = await self._client()
+        url = f"{self.base_url}{path}"
         return await post_json(
-            client, path, payload, retry=self.retry, judge=self.name, timeout=self.timeout, where=where
+            client,
+            url,
+            payload,
+            retry=self.retry,
+            judge=self.name,
+            timeout=self.timeout,
+            where=url,
+            request_options=self._request_options,
         )
 
     async def aping(self) -> None:
@@ -174,21 +219,21 @@ class RewardAnythingServerJudge(Judge):
         Example:
             >>> # await RewardAnythingServerJudge("http://gpu-1:8000").aping()
         """
-        client = await self._clients.get()
+        client = await self._client()
         where = f"{self.base_url}/health"
         try:
-            response = await asyncio.wait_for(client.get("/health"), self.timeout)
+            response = await asyncio.wait_for(client.get(where, **self._request_options), self.timeout)
         except TimeoutError:
             raise JudgeTimeoutError(f"no answer within {self.timeout:g}s from {where}", judge=self.name) from None
         except httpx.ConnectError as exc:
             raise JudgeError(
-                f"cannot connect to {self.name.split(':', 1)[1]} ({redact_url_secrets(str(exc))}); "
+                f"cannot connect to {self.name.split(':', 1)[1]} ({redact_secrets(str(exc))}); "
                 f"is `rewardanything serve` running at {self.base_url}?",
                 judge=self.name,
                 retryable=True,
             ) from exc
         except httpx.TransportError as exc:
-            message = f"checking {where} failed: {redact_url_secrets(repr(exc))}"
+            message = f"checking {where} failed: {redact_secrets(repr(exc))}"
             raise JudgeError(message, judge=self.name, retryable=True) from exc
         if response.status_code == 404:
             raise JudgeError(
@@ -298,5 +343,5 @@ class RewardAnythingServerJudge(Judge):
         )
 
     async def aclose(self) -> None:
-        """Close the running loop's HTTP client."""
+        """Close the running loop's HTTP client; an ``http_client`` you passed in stays open (it is yours)."""
         await self._clients.aclose()

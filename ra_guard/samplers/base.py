@@ -36,6 +36,8 @@ class Sampler(ABC):
 
     #: A short description used in traces and errors (backend and model).
     name: str = "sampler"
+    #: The generating model's name where the backend knows it (``None`` otherwise).
+    model: str | None = None
 
     @abstractmethod
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
@@ -68,16 +70,51 @@ class Sampler(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional capability, nothing to close by default
         """Release pooled resources."""
 
+    def close(self) -> None:
+        """Synchronous :meth:`aclose`."""
+        run_sync(self.aclose())
+
 
 class WrapperSampler(Sampler):
     """A sampler that delegates to another; subclass it to add behaviour around calls.
 
-    Every method of the contract is forwarded, streaming included.
+    Everything in the :class:`Sampler` contract is forwarded: :meth:`asample`,
+    :meth:`astream_samples` (so a guard under a deadline still keeps the samples
+    that finished), :meth:`aclose`, and the ``name`` and ``model`` attributes
+    (read live from the wrapped sampler). Naming the wrapper renames only it.
+    A subclass that overrides :meth:`asample` alone gets :meth:`astream_samples`
+    through its own :meth:`asample`, so its behaviour applies to streams too.
+
+    Example:
+        >>> from ra_guard.samplers.function import FunctionSampler
+        >>> class Shouting(WrapperSampler):
+        ...     async def asample(self, messages, *, n, temperature=None):
+        ...         samples = await self.wrapped.asample(messages, n=n, temperature=temperature)
+        ...         return [s.model_copy(update={"text": s.text.upper()}) for s in samples]
+        >>> [s.text for s in Shouting(FunctionSampler(lambda m, i: "hi")).sample([], n=1)]
+        ['HI']
     """
 
     def __init__(self, wrapped: Sampler) -> None:
         self.wrapped = wrapped
-        self.name = wrapped.name
+        self._own_name: str | None = None
+
+    @property  # a live view of the wrapped sampler's attribute
+    def name(self) -> str:
+        return self._own_name if self._own_name is not None else self.wrapped.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        # A subclass may name itself (``cached:<inner>``) without renaming the sampler it wraps.
+        self._own_name = value
+
+    @property
+    def model(self) -> str | None:
+        return self.wrapped.model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self.wrapped.model = value
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return await self.wrapped.asample(messages, n=n, temperature=temperature)
@@ -85,6 +122,11 @@ class WrapperSampler(Sampler):
     async def astream_samples(
         self, messages: Messages, *, n: int, temperature: float | None = None
     ) -> AsyncIterator[Sample]:
+        # A subclass that adds behaviour to ``asample`` must see every call: stream through it then.
+        if type(self).asample is not WrapperSampler.asample:
+            async for sample in super().astream_samples(messages, n=n, temperature=temperature):
+                yield sample
+            return
         async for sample in self.wrapped.astream_samples(messages, n=n, temperature=temperature):
             yield sample
 

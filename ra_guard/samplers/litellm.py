@@ -29,10 +29,10 @@ from typing import Any
 
 import openai
 
+from ra_guard._http import PerLoop, openai_explanation, usage_of
+from ra_guard._litellm import import_litellm, loop_gate, release_loop_clients
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, SamplerError
-from ra_guard.judges._http import PerLoop, openai_explanation
-from ra_guard.judges.litellm_judge import import_litellm, loop_gate, release_loop_clients, usage_of
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample, Usage
 

@@ -1,45 +1,17 @@
-"""Health checks (``aping``/``ping``), the Judge contract on wrappers, and server explanations in errors."""
+"""Health checks (``aping``/``ping``) and server explanations in errors."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import pytest
 
 from ra_guard.exceptions import JudgeError
-from ra_guard.judges.base import Judge, JudgeRequest, WrapperJudge
+from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.rewardanything_server import RewardAnythingServerJudge
 from ra_guard.testing import FunctionJudge
-from ra_guard.verdict import Verdict
 from tests.support.openai_server import Fault, OpenAIStubServer
 
 REQUEST = JudgeRequest(principle="p", prompt="q", responses={"a": "x score=4", "b": "y score=2"})
 PINNED = "Server is pinned to 'tiny-judge'; requested 'RewardAnything-8B'"
-
-
-class Batching(Judge):
-    """A judge that records how it was called: one batch, or single requests."""
-
-    name = "batching"
-    model = "batch-model"
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-        self.pings = 0
-        self.closed = False
-
-    async def ajudge(self, request: JudgeRequest) -> Verdict:
-        return Verdict(scores={n: 3.0 for n in request.names}, ranking=request.names)
-
-    async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
-        self.batches.append(len(requests))
-        return [await self.ajudge(r) for r in requests]
-
-    async def aping(self) -> None:
-        self.pings += 1
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 async def test_default_ping_sends_one_minimal_request() -> None:
@@ -55,36 +27,6 @@ async def test_default_ping_raises_what_the_judge_raises() -> None:
 
     with pytest.raises(JudgeError, match="model not loaded"):
         await FunctionJudge(broken).aping()
-
-
-async def test_wrapper_forwards_the_whole_contract() -> None:
-    inner = Batching()
-    wrapper = WrapperJudge(inner)
-    await wrapper.ajudge_many([REQUEST, REQUEST])
-    await wrapper.aping()
-    await wrapper.aclose()
-    assert (inner.batches, inner.pings, inner.closed) == ([2], 1, True)
-    assert (wrapper.name, wrapper.model) == ("batching", "batch-model")
-    inner.model = "discovered-later"
-    assert wrapper.model == "discovered-later"  # read live
-    wrapper.name = "wrapped:batching"
-    assert (wrapper.name, inner.name) == ("wrapped:batching", "batching")  # naming the wrapper renames only it
-
-
-async def test_a_subclass_that_adds_behaviour_sees_batched_requests() -> None:
-    seen: list[JudgeRequest] = []
-
-    class Recording(WrapperJudge):
-        async def ajudge(self, request: JudgeRequest) -> Verdict:
-            seen.append(request)
-            return await self.wrapped.ajudge(request)
-
-    await Recording(Batching()).ajudge_many([REQUEST, REQUEST])
-    assert len(seen) == 2
-
-
-def test_model_is_declared_on_the_base() -> None:
-    assert FunctionJudge(lambda r: {}).model is None
 
 
 # -- the reference server ---------------------------------------------------

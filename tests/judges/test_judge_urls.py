@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError, JudgeError
 from ra_guard.judges import resolve_judge
-from ra_guard.judges._url import redact_url_secrets
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.openai_compat import OpenAICompatJudge
 from ra_guard.judges.rewardanything_server import RewardAnythingServerJudge
@@ -114,12 +114,20 @@ def test_a_bad_url_with_credentials_is_refused_without_showing_them() -> None:
 def test_url_redaction_stays_linear_on_adversarial_text(noise: str) -> None:
     # Error bodies and log lines are untrusted: redaction must not freeze the loop on crafted text.
     started = time.perf_counter()
-    redact_url_secrets(noise)
+    redact_secrets(noise)
     assert time.perf_counter() - started < 1.0  # a quadratic scan of 160 KB takes minutes
 
 
 def test_url_redaction_blanks_every_form() -> None:
-    text = "POST http://bob:pw1@h:1/v1/x?api_key=k1&n=2&sig=s1 spec openai-compat:bob:pw2@h:1/v1?token=t1"
-    assert redact_url_secrets(text) == (
-        "POST http://***@h:1/v1/x?api_key=***&n=2&sig=*** spec openai-compat:bob:***@h:1/v1?token=***"
+    # One redactor serves judge errors, log lines and traces alike (ra_guard._redact.redact_secrets).
+    text = "POST http://bob:pw1@h:1/v1/x?api_key=k1&n=2&sig=s1 spec openai-compat:bob:pw2@h:1/v1?token=t1&x_api_key=k2"
+    assert redact_secrets(text) == (
+        "POST http://[REDACTED]@h:1/v1/x?api_key=[REDACTED]&n=2&sig=[REDACTED] "
+        "spec openai-compat:bob:[REDACTED]@h:1/v1?token=[REDACTED]&x_api_key=[REDACTED]"
     )
+
+
+def test_the_judges_url_redaction_is_the_package_redactor() -> None:
+    from ra_guard.judges import _url
+
+    assert _url.redact_url_secrets is redact_secrets  # one implementation, not a drifting copy

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rewardanything import processing as reference
 
 from ra_guard.exceptions import JudgeOutputError
-from ra_guard.judges import parsing
+from ra_guard.judges import _verdict_json as verdict_json
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import RenderedRequest, render_messages
 from ra_guard.judges.parsing import MAX_ANSWER_CHARS, ReasonCode, RepairCode, parse_verdict, split_thinking
@@ -604,7 +604,7 @@ class CountingDecoder:
     def __init__(self) -> None:
         self.calls = 0
         self.chars = 0
-        self.inner = parsing._DECODER
+        self.inner = verdict_json._DECODER
 
     def decode(self, text: str) -> object:
         self.calls += 1
@@ -632,7 +632,7 @@ NOISE = {
 @pytest.mark.parametrize("unit", NOISE.values(), ids=NOISE.keys())
 def test_work_is_bounded_whatever_the_length(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
     relaxed: list[int] = []
-    real_relax = parsing._relax
+    real_relax = verdict_json._relax
 
     def counting_relax(text: str, start: int, limit: int) -> tuple[str, int]:
         out, read = real_relax(text, start, limit)
@@ -640,14 +640,14 @@ def test_work_is_bounded_whatever_the_length(unit: str, monkeypatch: pytest.Monk
         return out, read
 
     decoder = CountingDecoder()
-    monkeypatch.setattr(parsing, "_relax", counting_relax)
-    monkeypatch.setattr(parsing, "_DECODER", decoder)
+    monkeypatch.setattr(verdict_json, "_relax", counting_relax)
+    monkeypatch.setattr(verdict_json, "_DECODER", decoder)
     raw = unit * (2_000_000 // len(unit))
     with pytest.raises(JudgeOutputError):
         parse(raw)
     # Python-level rewriting is capped; C decoding tries the whole answer and at most 64 braces.
     assert sum(relaxed) <= 2 * MAX_ANSWER_CHARS
-    assert decoder.calls <= 2 * (1 + parsing._MAX_BRACES)  # strict and relaxed
+    assert decoder.calls <= 2 * (1 + verdict_json.MAX_BRACES)  # strict and relaxed
 
 
 @settings(max_examples=60, deadline=None)

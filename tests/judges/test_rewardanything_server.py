@@ -51,12 +51,6 @@ async def test_judges_through_the_reference_api(
     }
 
 
-async def test_unmasked_requests_say_so(judge: RewardAnythingServerJudge, openai_server: OpenAIStubServer) -> None:
-    request = JudgeRequest(principle="p", prompt="q", responses={"a": "x"}, mask=False)
-    await judge.ajudge(request)
-    assert openai_server.requests[0].body["mask_responses"] is False
-
-
 def test_names_and_urls() -> None:
     for url in ("http://gpu-1:8000", "http://gpu-1:8000/", "http://gpu-1:8000/api", "http://gpu-1:8000/v1"):
         assert RewardAnythingServerJudge(url).base_url == "http://gpu-1:8000"

@@ -144,3 +144,14 @@ def test_planted_key_never_leaves(
     assert "401 Unauthorized" in spans and "authorization': '[REDACTED]" in spans  # the HTTP error was recorded
     fallbacks = [r["fallbacks"] for r in map(json.loads, audit_text.splitlines()) if r["fallbacks"]]
     assert fallbacks and "401 Unauthorized" in fallbacks[0][0]["reason"]
+
+
+def test_redact_name_remembers_the_names_it_redacted() -> None:
+    from ra_guard._redact import redact_name, redact_secrets
+
+    name = f"remembered:{JUDGE_URL}?api_key={KEY}"  # a name no other test redacts
+    first = redact_name(name)
+    hits = redact_name.cache_info().hits
+    assert redact_name(name) == first == redact_secrets(name)
+    assert redact_name.cache_info().hits == hits + 1  # the docstring's cache is real: a second call is a hit
+    assert PASSWORD not in redact_name(name) and KEY not in redact_name(name)
