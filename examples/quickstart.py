@@ -115,7 +115,7 @@ def _judge_and_sampler() -> tuple[Judge, Sampler, bool]:
     # One loaded copy of SmolLM2 serves as sampler and stand-in judge: sampling
     # and judging take turns in a decision, never at once.
     judge = LocalJudge.from_model(
-        sampler_for_judge.model,
+        sampler_for_judge.hf_model,
         sampler_for_judge.tokenizer,
         model_name="smollm2-135m-instruct",
         mode="fast",

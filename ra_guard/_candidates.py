@@ -5,7 +5,9 @@ candidate. A judge's verdict is first checked (:func:`check_verdict`), then
 written into the entries as one :class:`ScoreRow` per candidate and policy
 (:func:`record_verdict`, or :func:`record_failure` where the judge failed);
 :func:`rank` recomputes what choosing reads (combined score, veto, sort key),
-and :func:`explain` says why the chosen one won. Nothing here does I/O, traces
+and :func:`explain` says why the chosen one won. :func:`usable_answer` sorts
+what a judging round got back per request (a verdict, an error, a missed
+deadline) into a usable verdict or a :class:`Failure`. Nothing here does I/O, traces
 or logs: the engine does that around these steps.
 
 Example:
@@ -23,18 +25,32 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from ra_guard.decision import CandidateSource
-from ra_guard.exceptions import JudgeOutputError
+from ra_guard.exceptions import JudgeError, JudgeOutputError, JudgeTimeoutError
 from ra_guard.policy import Policy
 from ra_guard.types import Sample
 from ra_guard.verdict import Verdict
 
-__all__ = ["SCORE_RANGE", "Entry", "ScoreRow", "check_verdict", "explain", "rank", "record_failure", "record_verdict"]
+__all__ = [
+    "SCORE_RANGE",
+    "Answer",
+    "Entry",
+    "Failure",
+    "Missed",
+    "ScoreRow",
+    "check_verdict",
+    "explain",
+    "rank",
+    "record_failure",
+    "record_verdict",
+    "usable_answer",
+]
 
 #: The RewardAnything score scale: a verdict outside it is a judge error.
 SCORE_RANGE = (1.0, 5.0)
@@ -148,6 +164,48 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
                 judge=judge,
             )
     return None
+
+
+class Missed(enum.Enum):
+    """An answer a judging round has in place of a verdict that never came."""
+
+    DEADLINE = "the decision's deadline passed"
+
+
+#: What a judging round holds for one request: a verdict, the error it failed with, or a missed deadline.
+Answer = Verdict | BaseException | Missed
+
+
+class Failure(NamedTuple):
+    """Why a request's answer cannot be used: the error traced, the fallback kind, the reason recorded."""
+
+    error: BaseException
+    kind: str
+    reason: str
+
+
+def usable_answer(answer: Answer, names: Sequence[str], *, judge: str) -> Verdict | Failure:
+    """The answer where it is a verdict fit for ``names``; otherwise why not, as a :class:`Failure`.
+
+    Example:
+        >>> usable_answer(Missed.DEADLINE, ["a"], judge="j").kind
+        'deadline'
+    """
+    if answer is Missed.DEADLINE:
+        timeout = JudgeTimeoutError(answer.value, judge=judge)
+        return Failure(timeout, "deadline", str(timeout))
+    if isinstance(answer, BaseException):
+        if isinstance(answer, (KeyboardInterrupt, SystemExit)):
+            raise answer
+        # A judge bug (not a JudgeError) must not lose the request either: it fails like one.
+        reason = str(answer) if isinstance(answer, JudgeError) else f"judge raised {answer!r}"
+        return Failure(answer, "judge_error", reason)
+    # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
+    problem = check_verdict(answer, names, judge=judge)  # also a JudgeOutputError where it is no Verdict
+    if problem is not None or not isinstance(answer, Verdict):
+        error = problem or JudgeError(f"{judge} answered {type(answer).__name__}", judge=judge)
+        return Failure(error, "judge_error", str(error))
+    return answer
 
 
 def record_verdict(policy: Policy, entries: Sequence[Entry], verdict: Verdict) -> None:

@@ -47,6 +47,6 @@ def resolve_spec(what: str, spec: str, table: Mapping[str, tuple[str, str]], exa
 
 
 def _shown(spec: str) -> str:
-    from ra_guard.judges._url import redact_url_secrets
+    from ra_guard._redact import redact_secrets
 
-    return redact_url_secrets(spec)
+    return redact_secrets(spec)

@@ -68,23 +68,27 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import enum
 import os
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from opentelemetry.trace import Span
 
 from ra_guard._candidates import (
     SCORE_RANGE,
+    Answer,
     Entry,
+    Failure,
+    Missed,
     check_verdict,
     explain,
     rank,
     record_failure,
     record_verdict,
+    usable_answer,
 )
 from ra_guard._collect import collect_samples
 from ra_guard._fallback_log import FALLBACK_LOG, FallbackLog
@@ -95,7 +99,6 @@ from ra_guard.exceptions import (
     ConfigurationError,
     DeadlineExceeded,
     JudgeError,
-    JudgeTimeoutError,
     SamplerError,
 )
 from ra_guard.judges.base import Judge, JudgeRequest
@@ -140,24 +143,6 @@ class RunSettings:
     budget: Budget
     tracer: DecisionTracer
     on_all_rejected: OnAllRejected = "raise"
-
-
-class _Missed(enum.Enum):
-    """An answer a judging round has in place of a verdict that never came."""
-
-    DEADLINE = "the decision's deadline passed"
-
-
-#: What a judging round holds for one request: a verdict, the error it failed with, or a missed deadline.
-_Answer = Verdict | BaseException | _Missed
-
-
-class _Failure(NamedTuple):
-    """Why a request's answer cannot be used: the error traced, the fallback kind, the reason recorded."""
-
-    error: BaseException
-    kind: str
-    reason: str
 
 
 # uuid4's version and variant bits, set on 128 random bits exactly as uuid.uuid4() sets them.
@@ -312,7 +297,7 @@ class DecisionRun:
             attempt=attempt,
             temperature=temperature,
             messages=messages,
-            model=getattr(sampler, "model", None),
+            model=sampler.model,
         ) as span:
             try:
                 await collect_samples(
@@ -397,7 +382,7 @@ class DecisionRun:
         rank([entries[i] for i in indexes], pools=self._pools, may_veto=self._may_veto)
 
     async def _judge_round(self, policies: Sequence[Policy], entries: Sequence[Entry]) -> None:
-        """One request per policy for ``entries``, all sent in one ``ajudge_many`` call, each traced on its own."""
+        """One request per policy for ``entries``, each traced on its own; one call where the judge batches."""
         responses = {e.name: e.sample.text for e in entries}
         names = list(responses)
         prompt = self.prompt
@@ -413,18 +398,18 @@ class DecisionRun:
             tracer.judge_call(judge=judge.name, policy=p.name, candidates=len(entries), request=r, model=judge.model)
             for p, r in zip(policies, requests, strict=True)
         ]
-        if len(requests) == 1:
-            # The usual single-policy round: the call runs inside its judge span, which backends then see
-            # as the current span (their retries and HTTP spans land on it).
-            with calls[0] as span:
-                (answer,) = await self._ask_all(requests)
-                verdict = self._settle(span, policies[0], answer, entries, names)
-            if verdict is not None:
-                self._take(policies[0], entries, verdict)
+        if not judge.batches or len(requests) == 1:
+            # One ajudge call per request, side by side, each inside its own judge span: backends see it as
+            # the current span (their retries and HTTP spans land on it), and each has the deadline to itself.
+            asked = zip(calls, policies, requests, strict=True)
+            settled = await asyncio.gather(*(self._judge_one(call, p, r, entries, names) for call, p, r in asked))
+            for policy, verdict in zip(policies, settled, strict=True):
+                if verdict is not None:
+                    self._take(policy, entries, verdict)
             return
-        # Several requests, one call: each span is entered and left in its own copy of the context, so the
-        # spans are siblings under the decision span (not nested) and each records its own answer. The
-        # call runs under the decision span, since it serves them all.
+        # A batching judge, several requests, one call: each span is entered and left in its own copy of
+        # the context, so the spans are siblings under the decision span (not nested) and each records its
+        # own answer. The call runs under the decision span, since it serves them all.
         contexts = [contextvars.copy_context() for _ in calls]
         opened = [context.run(call.__enter__) for context, call in zip(contexts, calls, strict=True)]
         try:
@@ -444,7 +429,34 @@ class DecisionRun:
             if verdict is not None:
                 self._take(policy, entries, verdict)
 
-    async def _ask_all(self, requests: Sequence[JudgeRequest]) -> Sequence[_Answer]:
+    async def _judge_one(
+        self,
+        call: AbstractContextManager[Span],
+        policy: Policy,
+        request: JudgeRequest,
+        entries: Sequence[Entry],
+        names: Sequence[str],
+    ) -> Verdict | None:
+        """One request in one ``ajudge`` call inside its judge span: the verdict to take, or ``None``."""
+        with call as span:
+            judge = self.settings.judge
+            remaining = self._remaining()
+            answer: Answer
+            try:
+                pending = judge.ajudge(request)
+                answer = await (pending if remaining is None else asyncio.wait_for(pending, remaining))
+            except asyncio.TimeoutError as exc:
+                # The decision's deadline, or a timeout the judge raised itself (a judge error).
+                if remaining is None or self._remaining() != 0.0:
+                    answer = exc
+                else:
+                    self._deadline_hit = True
+                    answer = Missed.DEADLINE
+            except Exception as exc:  # failed in place, like ajudge_many's answers
+                answer = exc
+            return self._settle(span, policy, answer, entries, names)
+
+    async def _ask_all(self, requests: Sequence[JudgeRequest]) -> Sequence[Answer]:
         """The judge's answers to ``requests`` from one ``ajudge_many`` call, one per request, in order."""
         judge = self.settings.judge
         remaining = self._remaining()
@@ -453,7 +465,7 @@ class DecisionRun:
             answers = await (call if remaining is None else asyncio.wait_for(call, remaining))
         except asyncio.TimeoutError:
             self._deadline_hit = True
-            return [_Missed.DEADLINE] * len(requests)
+            return [Missed.DEADLINE] * len(requests)
         except Exception as exc:  # ajudge_many should answer in place; one that raises fails every request
             return [exc] * len(requests)
         if not isinstance(answers, list) or len(answers) != len(requests):
@@ -467,12 +479,12 @@ class DecisionRun:
         return answers
 
     def _settle(
-        self, span: Span, policy: Policy, answer: _Answer, entries: Sequence[Entry], names: Sequence[str]
+        self, span: Span, policy: Policy, answer: Answer, entries: Sequence[Entry], names: Sequence[str]
     ) -> Verdict | None:
         """Record one request's answer on its span: the verdict to take, or ``None`` where its policy failed."""
         tracer = self.settings.tracer
-        verdict = self._usable(answer, names)
-        if isinstance(verdict, _Failure):
+        verdict = usable_answer(answer, names, judge=self.settings.judge.name)
+        if isinstance(verdict, Failure):
             tracer.record_error(span, verdict.error)
             self._judge_failed(policy, entries, verdict.reason, kind=verdict.kind)
             return None
@@ -487,25 +499,6 @@ class DecisionRun:
         for repair in verdict.repairs:
             self.note(f"{policy.name}: the judge repaired its output ({repair})")
         record_verdict(policy, entries, verdict)
-
-    def _usable(self, answer: _Answer, names: Sequence[str]) -> Verdict | _Failure:
-        """The answer where it is a verdict fit for ``names``; otherwise why not, as a failure."""
-        judge = self.settings.judge.name
-        if answer is _Missed.DEADLINE:
-            timeout = JudgeTimeoutError(answer.value, judge=judge)
-            return _Failure(timeout, "deadline", str(timeout))
-        if isinstance(answer, BaseException):
-            if isinstance(answer, (KeyboardInterrupt, SystemExit)):
-                raise answer
-            # A judge bug (not a JudgeError) must not lose the request either: it fails like one.
-            reason = str(answer) if isinstance(answer, JudgeError) else f"judge raised {answer!r}"
-            return _Failure(answer, "judge_error", reason)
-        # Checked for every judge: the parser keeps to the scale, a third-party judge might not.
-        problem = check_verdict(answer, names, judge=judge)  # also a JudgeOutputError where it is no Verdict
-        if problem is not None or not isinstance(answer, Verdict):
-            error = problem or JudgeError(f"{judge} answered {type(answer).__name__}", judge=judge)
-            return _Failure(error, "judge_error", str(error))
-        return answer
 
     def _judge_failed(self, policy: Policy, entries: Sequence[Entry], reason: str, *, kind: str) -> None:
         closed = record_failure(policy, entries, reason)

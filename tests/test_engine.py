@@ -1,4 +1,9 @@
-"""The decision engine: one ``ajudge_many`` call per judging round, failures in place, settings not the guard."""
+"""The decision engine: a judging round, failures in place per policy, settings not the guard.
+
+A judge that batches (``Judge.batches``) gets a round's requests in one
+``ajudge_many`` call; any other gets one ``ajudge`` call per request, side by
+side, so that each policy keeps its own span, retries and deadline.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +41,11 @@ class Batching(Judge):
     """Answers ``ajudge_many`` itself (as a batching backend does), failing the requests for some principles."""
 
     name = "batching"
+    batches = True
 
     def __init__(self, *, failing: Sequence[str] = ()) -> None:
         self.failing = set(failing)
-        self.batches: list[list[str]] = []
+        self.calls: list[list[str]] = []
 
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         (answer,) = await self.ajudge_many([request])
@@ -48,7 +54,7 @@ class Batching(Judge):
         return answer
 
     async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
-        self.batches.append([r.principle for r in requests])
+        self.calls.append([r.principle for r in requests])
         return [self._answer(r) for r in requests]
 
     def _answer(self, request: JudgeRequest) -> Verdict | BaseException:
@@ -83,7 +89,7 @@ async def test_a_round_is_one_ajudge_many_call_and_the_budget_bounds_its_request
     third = Policy(name="third", principle="Be third.", on_judge_error="fail_open")
     guard = Guard(policies=[BRIEF, THOROUGH, third], judge=judge, budget=Budget(max_judge_calls=2))
     decision = await guard.arerank("q", [LONG, SHORT, SHORT])
-    assert judge.batches == [["Be brief.", "Be thorough."]]  # the copy of SHORT is not sent again
+    assert judge.calls == [["Be brief.", "Be thorough."]]  # the copy of SHORT is not sent again
     assert decision.judge_calls == 2
     assert [(f.kind, f.policy) for f in decision.fallbacks] == [("budget", "third")]
     assert decision.candidates[2].duplicate_of == 1 and decision.candidates[2].scores["brief"].score == 5.0
@@ -98,7 +104,7 @@ async def test_a_request_failed_in_the_batch_fails_its_own_policy_only() -> None
     guard = Guard(policies=[BRIEF, closed], judge=judge, on_all_rejected="return_best")
     decision = await guard.arerank("q", [LONG, SHORT])
 
-    assert judge.batches == [["Be brief.", "Be thorough."]]
+    assert judge.calls == [["Be brief.", "Be thorough."]]
     long, short = decision.candidates
     # The failed policy's fail_closed applies: every candidate vetoed, its error kept.
     assert all(
@@ -148,6 +154,73 @@ async def test_the_deadline_fails_every_request_still_in_the_round() -> None:
     assert time.perf_counter() - started < 2
     assert [(f.kind, f.policy) for f in decision.fallbacks] == [("deadline", "brief"), ("deadline", "thorough")]
     assert decision.chosen_index == 0 and decision.candidates[0].combined is None
+
+
+class PerPolicy(Judge):
+    """A judge that does not batch: one ``ajudge`` per request, the "Be thorough." one slow."""
+
+    name = "per-policy"
+
+    def __init__(self, *, slow_s: float = 0.0) -> None:
+        self.slow_s = slow_s
+        self.many_calls = 0
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        if request.principle == THOROUGH.principle:
+            await asyncio.sleep(self.slow_s)
+        scores = {name: 5.0 if text == SHORT else 2.0 for name, text in request.responses.items()}
+        return Verdict(scores=scores, ranking=sorted(scores, key=lambda n: -scores[n]))
+
+    async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
+        self.many_calls += 1
+        return await super().ajudge_many(requests)
+
+
+async def test_a_judge_that_does_not_batch_keeps_each_policys_verdict_under_the_deadline() -> None:
+    judge = PerPolicy(slow_s=5)
+    guard = Guard(policies=[BRIEF, THOROUGH], judge=judge, budget=Budget(deadline_s=0.3))
+    started = time.perf_counter()
+    decision = await guard.arerank("q", [LONG, SHORT])
+    assert time.perf_counter() - started < 2
+    # The fast policy's verdict stands; only the slow one missed the deadline.
+    assert [(f.kind, f.policy) for f in decision.fallbacks] == [("deadline", "thorough")]
+    assert decision.chosen_index == 1 and decision.candidates[1].scores["brief"].score == 5.0
+    assert judge.many_calls == 0  # one ajudge per request, not one batch call
+
+
+def test_a_judge_that_does_not_batch_has_each_call_inside_its_own_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: dict[str, int] = {}
+
+    class SpanAware(PerPolicy):
+        async def ajudge(self, request: JudgeRequest) -> Verdict:
+            from opentelemetry import trace
+
+            seen[request.principle] = trace.get_current_span().get_span_context().span_id
+            return await super().ajudge(request)
+
+    guard = Guard(policies=[BRIEF, THOROUGH], judge=SpanAware(), tracer=DecisionTracer(provider))
+    guard.rerank("q", [LONG, SHORT])
+    provider.shutdown()
+    spans = {
+        s.attributes["ra_guard.policy"]: s.context.span_id  # type: ignore[index]
+        for s in exporter.get_finished_spans()
+        if s.name == "chat per-policy"
+    }
+    # A backend's retries and HTTP spans land on the current span: it must be that policy's judge span.
+    assert seen == {BRIEF.principle: spans["brief"], THOROUGH.principle: spans["thorough"]}
+
+
+async def test_a_timeout_the_judge_raises_itself_is_a_judge_error_not_the_deadline() -> None:
+    class TimesOut(PerPolicy):
+        async def ajudge(self, request: JudgeRequest) -> Verdict:
+            raise TimeoutError("the judge's own read timeout")
+
+    guard = Guard(policies=[BRIEF], judge=TimesOut(), budget=Budget(deadline_s=30))
+    decision = await guard.arerank("q", [LONG, SHORT])
+    assert [(f.kind, f.policy) for f in decision.fallbacks] == [("judge_error", "brief")]
 
 
 # -- the engine's interface -----------------------------------------------------------------------------

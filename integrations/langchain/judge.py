@@ -19,22 +19,25 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
 from ra_guard.exceptions import JudgeError
-from ra_guard.judges.base import Judge, JudgeRequest
-from ra_guard.judges.format import render_messages
-from ra_guard.verdict import Verdict
+from ra_guard.judges.chat import ChatAnswer, ChatJudge
+from ra_guard.types import ChatMessage
 
 from ._convert import from_chat_messages, usage_of
-from .sampler import model_label
+from .sampler import model_label, model_name_of
 
 __all__ = ["ChatModelJudge"]
 
 
-class ChatModelJudge(Judge):
+class ChatModelJudge(ChatJudge):
     """Judge with a LangChain chat model speaking the RewardAnything format.
+
+    Rendering and parsing are the :class:`~ra_guard.judges.chat.ChatJudge` path
+    every chat judge shares; this class only makes the chat call.
 
     Args:
         model: The chat model. Use a deterministic setting (``temperature=0``)
-            and room for the judge's reasoning (``max_tokens`` of a few thousand).
+            and room for the judge's reasoning (``max_tokens`` of a few thousand,
+            set on the model: its own settings apply).
         config: A ``RunnableConfig`` for the judge calls (callbacks, tags).
 
     Example:
@@ -44,18 +47,18 @@ class ChatModelJudge(Judge):
         >>> guard = Guard(policies=["concise"], judge=judge)  # doctest: +SKIP
     """
 
+    #: The chat model's own ``max_tokens`` setting applies.
+    max_tokens = None
+
     def __init__(self, model: BaseChatModel, *, config: RunnableConfig | None = None) -> None:
         self.chat_model = model
-        self.model = model_label(model)
+        self.model = model_name_of(model)
         self.config = config
-        self.name = f"langchain:{self.model}"
+        self.name = f"langchain:{model_label(model)}"
 
-    async def ajudge(self, request: JudgeRequest) -> Verdict:
-        from ra_guard.judges.parsing import parse_verdict
-
-        rendered = render_messages(request)
+    async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
         try:
-            reply = await self.chat_model.ainvoke(from_chat_messages(rendered.messages), self.config)
+            reply = await self.chat_model.ainvoke(from_chat_messages(messages), self.config)
         except asyncio.CancelledError:
             raise
         except JudgeError:
@@ -64,11 +67,9 @@ class ChatModelJudge(Judge):
             raise JudgeError(f"the chat model raised {exc!r}", judge=self.name, retryable=True) from exc
         metadata = reply.response_metadata or {}
         model = metadata.get("model_name") or metadata.get("model")
-        return parse_verdict(
-            str(reply.text),
-            rendered,
-            model=model if isinstance(model, str) else None,
+        return ChatAnswer(
+            text=str(reply.text),
             usage=usage_of(reply),
-            judge=self.name,
+            model=model if isinstance(model, str) and model else None,
             truncated=metadata.get("finish_reason") == "length",
         )

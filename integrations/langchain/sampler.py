@@ -25,7 +25,19 @@ from ra_guard.types import Messages, Sample
 
 from ._convert import from_chat_messages, message_text, usage_of
 
-__all__ = ["ChatModelSampler", "model_label"]
+__all__ = ["ChatModelSampler", "model_label", "model_name_of"]
+
+
+def model_name_of(model: Any) -> str | None:
+    """The model name a chat model sends to its provider (``gpt-4o-mini``), or ``None`` where it has none.
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> model_name_of(GenericFakeChatModel(messages=iter([]))) is None
+        True
+    """
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return name if isinstance(name, str) and name else None
 
 
 def model_label(model: Any) -> str:
@@ -36,9 +48,9 @@ def model_label(model: Any) -> str:
         >>> model_label(GenericFakeChatModel(messages=iter([])))
         'GenericFakeChatModel'
     """
-    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    name = model_name_of(model)
     kind = type(model).__name__
-    return f"{kind}:{name}" if isinstance(name, str) and name else kind
+    return f"{kind}:{name}" if name else kind
 
 
 class ChatModelSampler(Sampler):
@@ -71,7 +83,9 @@ class ChatModelSampler(Sampler):
         forward_temperature: bool = True,
         config: RunnableConfig | None = None,
     ) -> None:
-        self.model = model
+        # ``model`` is the model's name (the Sampler contract); the LangChain object is ``chat_model``.
+        self.chat_model = model
+        self.model = model_name_of(model)
         self.use_n = use_n
         self.forward_temperature = forward_temperature
         self.config = config
@@ -87,7 +101,7 @@ class ChatModelSampler(Sampler):
                 replies = await self._one_call(prompt, n, kwargs)
             else:
                 replies = list(
-                    await asyncio.gather(*(self.model.ainvoke(prompt, self.config, **kwargs) for _ in range(n)))
+                    await asyncio.gather(*(self.chat_model.ainvoke(prompt, self.config, **kwargs) for _ in range(n)))
                 )
         except asyncio.CancelledError:
             raise
@@ -99,7 +113,7 @@ class ChatModelSampler(Sampler):
 
     async def _one_call(self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> list[BaseMessage]:
         config = self.config or {}
-        result = await self.model.agenerate(
+        result = await self.chat_model.agenerate(
             [prompt],
             callbacks=config.get("callbacks"),
             tags=config.get("tags"),

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+from ra_guard._http import usage_of
 from ra_guard.decision import Decision
 from ra_guard.exceptions import SamplerError
-from ra_guard.judges.litellm_judge import usage_of
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import ChatMessage, Messages, Sample, Usage
 

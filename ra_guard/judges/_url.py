@@ -28,11 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError
 
-__all__ = ["JudgeURL", "install_log_redaction", "parse_judge_url", "redact_url_secrets"]
-
-#: The one redactor of URL credentials (and every other secret shape): :func:`ra_guard._redact.redact_secrets`.
-#: Kept under this name for :mod:`ra_guard._resolve`, which imports it from here.
-redact_url_secrets = redact_secrets
+__all__ = ["JudgeURL", "install_log_redaction", "parse_judge_url"]
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,12 @@ class Judge(ABC):
     name: str = "judge"
     #: The judge model's name where the backend knows it (``None`` otherwise, or before discovery).
     model: str | None = None
+    #: Whether :meth:`ajudge_many` sends its requests as one batch call (the
+    #: reference server's batch route). A guard then sends each judging round's
+    #: requests (one per policy) through one :meth:`ajudge_many` call; otherwise
+    #: it makes one :meth:`ajudge` call per request, side by side, so that each
+    #: policy keeps its own trace span, retries and deadline.
+    batches: bool = False
 
     @abstractmethod
     async def ajudge(self, request: JudgeRequest) -> Verdict:
@@ -135,7 +141,7 @@ class WrapperJudge(Judge):
 
     Everything in the :class:`Judge` contract is forwarded: :meth:`ajudge`,
     :meth:`ajudge_many` (so a batching backend still batches), :meth:`aping`,
-    :meth:`aclose`, and the ``name`` and ``model`` attributes (read live, so a
+    :meth:`aclose`, and the ``name``, ``model`` and ``batches`` attributes (read live, so a
     model discovered later by the wrapped judge shows through). A subclass that
     overrides :meth:`ajudge` gets :meth:`ajudge_many` through its own
     :meth:`ajudge`, so its behaviour applies to batches too.
@@ -167,6 +173,11 @@ class WrapperJudge(Judge):
     @model.setter
     def model(self, value: str | None) -> None:
         self.wrapped.model = value
+
+    @property
+    def batches(self) -> bool:  # type: ignore[override]
+        # Batches only where ajudge_many reaches the wrapped judge's (see ajudge_many).
+        return type(self).ajudge is WrapperJudge.ajudge and self.wrapped.batches
 
     async def ajudge(self, request: JudgeRequest) -> Verdict:
         return await self.wrapped.ajudge(request)

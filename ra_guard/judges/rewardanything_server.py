@@ -104,8 +104,9 @@ class RewardAnythingServerJudge(Judge):
             completion order, not request order, so candidates travel under
             :func:`batch_name` (request index, slash, name) and each answer is
             matched to its request by those names; an answer naming no request
-            fails that request alone. Off by default (the guard judges one
-            request per call).
+            fails that request alone. Off by default. With it on, a guard
+            sends each judging round (one request per policy) as one batch
+            call (see :attr:`~ra_guard.judges.base.Judge.batches`).
         http_client: Your own ``httpx.AsyncClient`` (proxies, TLS settings,
             ``httpx.MockTransport`` in tests). It stays yours: :meth:`aclose`
             leaves it open. The judge's URL credentials and ``timeout`` are sent
@@ -177,6 +178,11 @@ class RewardAnythingServerJudge(Judge):
         if self._query:
             self._request_options["params"] = self._query
         install_log_redaction()
+
+    @property
+    def batches(self) -> bool:  # type: ignore[override]
+        """Whether :meth:`ajudge_many` sends one batch call: ``batch``."""
+        return self.batch
 
     def __repr__(self) -> str:
         return f"RewardAnythingServerJudge({self.base_url!r})"

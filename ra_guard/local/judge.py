@@ -15,7 +15,8 @@ adds over the reference package's local ``RewardModel``:
 - **Prefix cache.** The key/value cache of the system prompt, shared by every
   request, is computed once and reused, where the token ids match exactly.
 - **Scoring modes.** ``"reasoning"`` (the model thinks, then writes JSON,
-  parsed with :func:`~ra_guard.judges.parsing.parse_verdict`); ``"fast"`` (no
+  parsed by :func:`~ra_guard.judges.chat.verdict_from_answer`, the parse step
+  that every judge whose model writes its verdict shares); ``"fast"`` (no
   thinking: the JSON skeleton is given and each score is the expected value of
   the digits 1-5, see :mod:`ra_guard.judges.scoring`); ``"hybrid"`` (think up
   to ``thinking_budget`` tokens, then the same digit reading).
@@ -44,8 +45,9 @@ from typing_extensions import TypedDict, Unpack
 
 from ra_guard.exceptions import ConfigurationError, JudgeError
 from ra_guard.judges.base import Judge, JudgeRequest
+from ra_guard.judges.chat import ChatAnswer, verdict_from_answer
 from ra_guard.judges.format import presentation_order
-from ra_guard.judges.parsing import parse_verdict, unmask_names
+from ra_guard.judges.parsing import unmask_names
 from ra_guard.judges.scoring import (
     DIGITS,
     ForcedJsonReader,
@@ -209,9 +211,10 @@ class LocalJudge(Judge):
     ) -> None:
         # The one place the judge settings' defaults live (the class docstring lists them).
         sampling = SamplingOptions(do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed)
-        self.model = model
+        # ``model`` is the model's name (the Judge contract); the loaded module is ``hf_model``.
+        self.hf_model = model
         self.tokenizer = tokenizer
-        self.model_name = model_name
+        self.model = self.model_name = model_name
         self.name = name or f"local:{model_name}"
         self.mode: Mode = mode
         self.max_new_tokens = max_new_tokens
@@ -241,7 +244,7 @@ class LocalJudge(Judge):
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for source in (self.tokenizer, getattr(self.model, "generation_config", None)):
+        for source in (self.tokenizer, getattr(self.hf_model, "generation_config", None)):
             value = getattr(source, "eos_token_id", None)
             if isinstance(value, int):
                 ids.add(value)
@@ -314,20 +317,16 @@ class LocalJudge(Judge):
         )
         verdicts: list[Verdict | BaseException] = []
         for job, tokens, finish in zip(jobs, result.tokens, result.finish_reasons, strict=True):
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            answer = ChatAnswer(
+                text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                usage=self._usage(job, len(tokens)),
+                model=self.model_name,
+                truncated=finish == "length",  # cut-off thinking holds no verdict
+            )
             try:
-                verdict = parse_verdict(
-                    text,
-                    job.rendered,
-                    model=self.model_name,
-                    usage=self._usage(job, len(tokens)),
-                    judge=self.name,
-                    truncated=finish == "length",  # cut-off thinking holds no verdict
-                )
+                verdicts.append(verdict_from_answer(answer, job.rendered, judge=self.name, notes=job.notes))
             except JudgeError as exc:
                 verdicts.append(exc)
-                continue
-            verdicts.append(_with_notes(verdict, job.notes))
         return verdicts
 
     def _scored(self, jobs: list[PreparedInput]) -> list[Verdict | BaseException]:
@@ -369,8 +368,9 @@ class LocalJudge(Judge):
                 raw_text=(thoughts[r] + closing if self.mode == "hybrid" else "") + reader.prefix + "}}",
                 usage=self._usage(job, completions[r] + steps[r]),
                 model=self.model_name,
+                repairs=job.notes,
             )
-            verdicts.append(_with_notes(verdict, job.notes))
+            verdicts.append(verdict)
         return verdicts
 
     def _read_digits(self, state: BatchState, logits: Any, readers: list[ForcedJsonReader]) -> list[int]:
@@ -442,10 +442,6 @@ def _check_settings(settings: JudgeSettings) -> None:
         raise ConfigurationError("max_new_tokens and thinking_budget must be at least 1")
     if settings.get("permutations", 1) < 1:
         raise ConfigurationError("permutations must be at least 1")
-
-
-def _with_notes(verdict: Verdict, notes: list[str]) -> Verdict:
-    return verdict.model_copy(update={"repairs": [*notes, *verdict.repairs]}) if notes else verdict
 
 
 def _free_memory() -> None:

@@ -93,8 +93,9 @@ class TransformersSampler(Sampler):
         if max_new_tokens < 1:
             raise ConfigurationError("max_new_tokens must be at least 1")
         self.load_options = LoadOptions.from_settings(load, owner="TransformersSampler")
-        self.model, self.tokenizer = load_model_and_tokenizer(model, self.load_options)
-        self.model_name = str(model)
+        # ``model`` is the model's name (the Sampler contract); the loaded module is ``hf_model``.
+        self.hf_model, self.tokenizer = load_model_and_tokenizer(model, self.load_options)
+        self.model = self.model_name = str(model)
         self.encoder = TokenEncoder(self.tokenizer, model_name=self.model_name)
         self.name = name or f"transformers:{model}"
         self.max_new_tokens = max_new_tokens
@@ -117,7 +118,7 @@ class TransformersSampler(Sampler):
         torch = require("torch")
         transformers = require("transformers")
         prompt = self._prompt_ids(messages)
-        eos = self.model.generation_config.eos_token_id
+        eos = self.hf_model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         stop_ids = set(eos) if isinstance(eos, list) else {eos}
@@ -132,14 +133,14 @@ class TransformersSampler(Sampler):
             eos_token_id=eos,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        inputs = torch.tensor([prompt], dtype=torch.long, device=self.model.device)
+        inputs = torch.tensor([prompt], dtype=torch.long, device=self.hf_model.device)
         with self._lock, torch.inference_mode(), contextlib.ExitStack() as stack:
             if self.seed is not None:
                 # A private RNG state: seeding must not touch the caller's torch RNG.
-                cuda = [self.model.device] if self.model.device.type == "cuda" else []
+                cuda = [self.hf_model.device] if self.hf_model.device.type == "cuda" else []
                 stack.enter_context(torch.random.fork_rng(devices=cuda))
                 torch.manual_seed(self.seed)
-            output = self.model.generate(
+            output = self.hf_model.generate(
                 input_ids=inputs, attention_mask=torch.ones_like(inputs), generation_config=config
             )
         samples = []

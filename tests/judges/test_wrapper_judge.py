@@ -16,10 +16,11 @@ class Recording(Judge):
 
     name = "recording"
     model = "recording-model"
+    batches = True
 
     def __init__(self) -> None:
         self.singles = 0
-        self.batches: list[int] = []
+        self.batch_sizes: list[int] = []
         self.pings = 0
         self.closed = False
 
@@ -28,7 +29,7 @@ class Recording(Judge):
         return Verdict(scores={"a": 5.0, "b": 1.0}, ranking=["a", "b"], model="inner-verdict")
 
     async def ajudge_many(self, requests: Sequence[JudgeRequest]) -> list[Verdict | BaseException]:
-        self.batches.append(len(requests))  # one batch, not single calls side by side
+        self.batch_sizes.append(len(requests))  # one batch, not single calls side by side
         return [Verdict(scores={"a": 1.0, "b": 5.0}, ranking=["b", "a"]) for _ in requests]
 
     async def aping(self) -> None:
@@ -47,7 +48,7 @@ async def test_ajudge_is_forwarded() -> None:
 async def test_ajudge_many_is_forwarded_as_one_batch() -> None:
     inner = Recording()
     verdicts = await WrapperJudge(inner).ajudge_many([REQUEST, REQUEST, REQUEST])
-    assert inner.batches == [3] and inner.singles == 0  # the default would have made three single calls
+    assert inner.batch_sizes == [3] and inner.singles == 0  # the default would have made three single calls
     assert all(isinstance(v, Verdict) and v.best == "b" for v in verdicts)
 
 
@@ -110,3 +111,14 @@ async def test_a_subclass_that_adds_behaviour_sees_batched_requests() -> None:
 def test_model_is_declared_on_the_base() -> None:
     assert "model" in Judge.__dict__ and Judge.model is None
     assert FunctionJudge(lambda r: {}).model is None
+
+
+def test_batches_is_forwarded_where_batches_reach_the_wrapped_judge() -> None:
+    class Logged(WrapperJudge):
+        async def ajudge(self, request: JudgeRequest) -> Verdict:
+            return await self.wrapped.ajudge(request)
+
+    assert WrapperJudge(Recording()).batches is True
+    assert WrapperJudge(FunctionJudge(lambda r: {})).batches is False
+    # A subclass that wraps ajudge batches through it, one call per request: no batch call.
+    assert Logged(Recording()).batches is False

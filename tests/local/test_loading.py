@@ -71,7 +71,7 @@ def offline_hub(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_both_backends_load_the_revision_asked_for(backend: Backend, offline_hub: str, revision: str | None) -> None:
     loaded = backend(offline_hub, revision=revision)
     expected = "main" if revision is None else "v2"
-    assert loaded.model.config.ra_guard_revision == expected
+    assert loaded.hf_model.config.ra_guard_revision == expected
     assert loaded.tokenizer.model_max_length == REVISIONS[expected][1]
     assert loaded.load_options.revision == revision
 
@@ -82,11 +82,11 @@ def test_both_backends_take_the_same_load_options(offline_hub: str) -> None:
     sampler = BACKENDS["TransformersSampler"](offline_hub, **load)
     assert judge.load_options == sampler.load_options == LoadOptions(**load)
     for loaded in (judge, sampler):
-        assert loaded.model.dtype == torch.bfloat16
-        assert loaded.model.device.type == "cpu"
-        assert loaded.model.config._attn_implementation == "eager"
-        assert loaded.model.config.ra_guard_revision == "v2"
-        assert not loaded.model.training
+        assert loaded.hf_model.dtype == torch.bfloat16
+        assert loaded.hf_model.device.type == "cpu"
+        assert loaded.hf_model.config._attn_implementation == "eager"
+        assert loaded.hf_model.config.ra_guard_revision == "v2"
+        assert not loaded.hf_model.training
 
 
 @pytest.mark.parametrize(

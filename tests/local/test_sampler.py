@@ -21,13 +21,13 @@ USER = [{"role": "user", "content": "Say hello."}]
 def test_n_samples_in_one_generate(tiny_model_path: Path) -> None:
     sampler = TransformersSampler(tiny_model_path, max_new_tokens=8, seed=0)
     calls: list[Any] = []
-    generate = sampler.model.generate
+    generate = sampler.hf_model.generate
 
     def counting(**kwargs: Any) -> Any:
         calls.append(kwargs["generation_config"].num_return_sequences)
         return generate(**kwargs)
 
-    sampler.model.generate = counting
+    sampler.hf_model.generate = counting
     samples = sampler.sample(USER, n=3)
     assert calls == [3]
     assert len(samples) == 3
@@ -64,7 +64,7 @@ def test_out_of_memory_is_typed(tiny_model_path: Path) -> None:
     def oom(**kwargs: Any) -> Any:
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    sampler.model.generate = oom
+    sampler.hf_model.generate = oom
     with pytest.raises(SamplerOutOfMemoryError, match="lower n"):
         sampler.sample(USER, n=2)
     assert issubclass(SamplerOutOfMemoryError, SamplerError)

@@ -307,10 +307,10 @@ def test_judge_error_message_is_redacted(otel: Pipeline) -> None:
 def test_spans_are_named_for_the_model_when_the_backend_knows_it(otel: Pipeline) -> None:
     sampler = texts_sampler("Paris.")
     sampler.name = "litellm:gpt-4o-mini"
-    sampler.model = "gpt-4o-mini"  # type: ignore[attr-defined]
+    sampler.model = "gpt-4o-mini"
     judge = length_judge()
     judge.name = "openai-compat:WisdomShell/RewardAnything-8B-v1@gpu-1:8000"
-    judge.model = "WisdomShell/RewardAnything-8B-v1"  # type: ignore[attr-defined]
+    judge.model = "WisdomShell/RewardAnything-8B-v1"
     Guard(policies=POLICIES[:1], judge=judge, tracer=otel.tracer()).run(MESSAGES, sampler=sampler, n=1)
     sampling = otel.span("chat gpt-4o-mini")
     assert sampling.attributes["gen_ai.request.model"] == "gpt-4o-mini"  # type: ignore[index]
