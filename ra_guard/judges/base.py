@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ra_guard._sync import run_sync
+from ra_guard._wrapping import Forwarding
 from ra_guard.verdict import Verdict
 
 __all__ = ["Judge", "JudgeRequest", "WrapperJudge"]
@@ -136,7 +137,7 @@ class Judge(ABC):
         run_sync(self.aclose())
 
 
-class WrapperJudge(Judge):
+class WrapperJudge(Forwarding, Judge):
     """A judge that delegates every call to another; subclass it to add behaviour around calls.
 
     Everything in the :class:`Judge` contract is forwarded: :meth:`ajudge`,
@@ -153,26 +154,11 @@ class WrapperJudge(Judge):
         ...         return await self.wrapped.ajudge(request)
     """
 
+    wrapped: Judge
+
     def __init__(self, wrapped: Judge) -> None:
         self.wrapped = wrapped
         self._own_name: str | None = None
-
-    @property  # a live view of the wrapped judge's attribute
-    def name(self) -> str:
-        return self._own_name if self._own_name is not None else self.wrapped.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        # A subclass may name itself (``traced:<inner>``) without renaming the judge it wraps.
-        self._own_name = value
-
-    @property
-    def model(self) -> str | None:
-        return self.wrapped.model
-
-    @model.setter
-    def model(self, value: str | None) -> None:
-        self.wrapped.model = value
 
     @property
     def batches(self) -> bool:  # type: ignore[override]

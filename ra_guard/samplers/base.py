@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
 from ra_guard._sync import run_sync
+from ra_guard._wrapping import Forwarding
 from ra_guard.types import Messages, Sample
 
 __all__ = ["Sampler", "WrapperSampler"]
@@ -75,7 +76,7 @@ class Sampler(ABC):
         run_sync(self.aclose())
 
 
-class WrapperSampler(Sampler):
+class WrapperSampler(Forwarding, Sampler):
     """A sampler that delegates to another; subclass it to add behaviour around calls.
 
     Everything in the :class:`Sampler` contract is forwarded: :meth:`asample`,
@@ -95,26 +96,11 @@ class WrapperSampler(Sampler):
         ['HI']
     """
 
+    wrapped: Sampler
+
     def __init__(self, wrapped: Sampler) -> None:
         self.wrapped = wrapped
         self._own_name: str | None = None
-
-    @property  # a live view of the wrapped sampler's attribute
-    def name(self) -> str:
-        return self._own_name if self._own_name is not None else self.wrapped.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        # A subclass may name itself (``cached:<inner>``) without renaming the sampler it wraps.
-        self._own_name = value
-
-    @property
-    def model(self) -> str | None:
-        return self.wrapped.model
-
-    @model.setter
-    def model(self, value: str | None) -> None:
-        self.wrapped.model = value
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return await self.wrapped.asample(messages, n=n, temperature=temperature)
