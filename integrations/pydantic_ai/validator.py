@@ -61,7 +61,8 @@ def critique(decision: Decision, policies: tuple[Policy, ...], *, template: str 
         >>> from ra_guard import Decision, Policy
         >>> from ra_guard.decision import Candidate, PolicyScore
         >>> policy = Policy(name="brief", principle="Be brief.", min_score=4)
-        >>> chosen = Candidate(index=0, text="...", scores={"brief": PolicyScore(score=2, passed=False, reasoning="Long.")})
+        >>> score = PolicyScore(score=2, passed=False, reasoning="Long.")
+        >>> chosen = Candidate(index=0, text="...", scores={"brief": score})
         >>> print(critique(Decision(chosen_index=0, candidates=[chosen]), (policy,)).splitlines()[1])
         - brief: Be brief. (scored 2/5; needs 4)
     """
