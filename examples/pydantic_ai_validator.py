@@ -36,7 +36,8 @@ async def main(request: str) -> None:
     async with Guard(policies=["professional-tone", "concise"], judge=judge) as guard:
         agent = Agent(model, instructions="You write short customer-service messages.", retries=2)
         agent.output_validator(RaGuardOutputValidator(guard))
-        result = await agent.run(request)
+        async with agent:  # closes the model's HTTP client at the end
+            result = await agent.run(request)
     print(result.output)
     summary = (result.response.metadata or {})["ra_guard"]
     retries = sum(1 for m in result.all_messages() if m.kind == "response") - 1
