@@ -32,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -51,6 +51,9 @@ from ra_guard import ChatMessage, Decision, Guard, Sample, Sampler, Usage
 from ._convert import conversation, critique_turns, function_tool_calls, response_text
 from ._summary import decision_summary
 from .validator import METADATA_KEY
+
+if TYPE_CHECKING:  # batch requests exist in recent pydantic-ai only
+    from pydantic_ai.models.batch import BatchRequest, EncodedBatchRequest
 
 __all__ = ["GuardedModel"]
 
@@ -240,3 +243,10 @@ class GuardedModel(WrapperModel):
         """Decide first, then stream the chosen response's parts."""
         response = await self._decide(messages, model_settings, model_request_parameters)
         yield CompletedStreamedResponse(response, model_request_parameters=model_request_parameters, replay_events=True)
+
+    async def batch_encode(self, request: BatchRequest) -> EncodedBatchRequest:
+        """Refused: a provider's batch job answers each request once, later, with nothing to choose among."""
+        raise NotImplementedError(
+            f"`{type(self).__name__}` does not support batch requests: a batch job returns one answer per request, "
+            "so there is nothing to judge best-of-N; send the requests through the agent instead"
+        )

@@ -17,7 +17,9 @@ from agents import (
     OpenAIChatCompletionsModel,
     OutputGuardrailTripwireTriggered,
     Runner,
+    TracingProcessor,
     function_tool,
+    set_trace_processors,
     set_tracing_disabled,
 )
 from openai import AsyncOpenAI
@@ -326,3 +328,50 @@ async def test_every_call_failing_raises_the_models_error(stub: OpenAIStubServer
 
     with pytest.raises(openai.BadRequestError):
         await Runner.run(Agent(name="geo", model=GuardedModel(model, guard, n=2)), QUESTION)
+
+
+async def test_guardrail_trips_in_a_streamed_run(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
+    _answers(stub, "Marseille. score=1")
+    agent = Agent(name="geo", model=model, output_guardrails=[ra_guard_output_guardrail(guard)])
+
+    result = Runner.run_streamed(agent, QUESTION)
+    with pytest.raises(OutputGuardrailTripwireTriggered) as tripped:
+        async for _ in result.stream_events():
+            pass
+
+    assert tripped.value.guardrail_result.output.output_info["scores"] == {"helpful": 1}
+
+
+class _Recorder(TracingProcessor):
+    """Keeps the SDK's spans in memory: tracing on, nothing exported."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+
+    def on_trace_start(self, trace: Any) -> None: ...
+    def on_trace_end(self, trace: Any) -> None: ...
+    def on_span_start(self, span: Any) -> None: ...
+    def on_span_end(self, span: Any) -> None:
+        self.spans.append(span)
+
+    def shutdown(self) -> None: ...
+    def force_flush(self) -> None: ...
+
+
+async def test_each_decision_is_a_custom_span_in_the_sdk_trace(
+    stub: OpenAIStubServer, model: Any, guard: Guard
+) -> None:
+    _answers(stub, "Lyon. score=2", "Paris. score=5")
+    recorder = _Recorder()
+    set_trace_processors([recorder])  # replaces the exporter to OpenAI's platform
+    set_tracing_disabled(False)
+    try:
+        await Runner.run(Agent(name="geo", model=GuardedModel(model, guard, n=2)), QUESTION)
+    finally:
+        set_tracing_disabled(True)
+        set_trace_processors([])
+
+    (span,) = [s for s in recorder.spans if getattr(s.span_data, "name", None) == "ra-guard decision"]
+    data = span.span_data.data
+    assert data["passed"] is True and data["candidates"] == 2 and data["scores"] == {"helpful": 5}
+    assert "Paris" not in json.dumps(data)

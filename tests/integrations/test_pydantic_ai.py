@@ -307,3 +307,23 @@ async def test_a_failed_request_is_dropped_when_others_answer(
 
     assert result.output == "Paris. score=4"
     assert "1 of 2 model requests failed" in caplog.text
+
+
+async def test_best_of_n_then_the_validator_checks_the_winner(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
+    _answers(stub, "Marseille. score=1", "Paris. score=5")
+    agent = Agent(GuardedModel(model, guard, n=2))
+    agent.output_validator(RaGuardOutputValidator(guard))
+
+    result = await agent.run(QUESTION)
+
+    assert result.output == "Paris. score=5"
+    judged = [r.judge_input for r in stub.requests if r.kind == "judge"]
+    assert [len(j["responses"]) for j in judged if j] == [2, 1]  # the N candidates, then the winner alone
+    assert result.response.metadata["ra_guard"]["strategy"] == "check"  # type: ignore[index]
+
+
+async def test_batch_requests_are_refused_not_sent_unguarded(model: Any, guard: Guard) -> None:
+    from pydantic_ai.models.batch import BatchRequest
+
+    with pytest.raises(NotImplementedError, match="GuardedModel"):
+        await GuardedModel(model, guard).batch_encode(BatchRequest.__new__(BatchRequest))
