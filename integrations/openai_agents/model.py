@@ -49,10 +49,11 @@ from agents import (
     custom_span,
 )
 from agents.items import TResponseStreamEvent
+from agents.models.multi_provider import MultiProvider
 from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent, ResponseUsage
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
-from ra_guard import ChatMessage, Decision, Guard, Sample, Sampler
+from ra_guard import ChatMessage, ConfigurationError, Decision, Guard, Sample, Sampler
 from ra_guard import Usage as RaGuardUsage
 
 from ._convert import as_input_items, conversation, response_text, tool_calls_of
@@ -211,7 +212,8 @@ class GuardedModel(Model):
     """Wrap an Agents SDK ``Model`` so that each answer is chosen by a :class:`~ra_guard.Guard`.
 
     Args:
-        model: The model to call (any ``agents.Model``).
+        model: The model to call: any ``agents.Model``, or a name the SDK's
+            default provider resolves (``"gpt-4o-mini"``: OpenAI's Responses API).
         guard: Policies, judge and strategy (``BestOfN``: ``n`` answers side by
             side; ``RetryWithFeedback``: retry with the judge's critique).
         n: Answers per round, overriding the strategy's ``n``.
@@ -236,7 +238,7 @@ class GuardedModel(Model):
 
     def __init__(
         self,
-        model: Model,
+        model: Model | str,
         guard: Guard,
         *,
         n: int | None = None,
@@ -244,7 +246,15 @@ class GuardedModel(Model):
         forward_temperature: bool = True,
         on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
-        self.model = model
+        if isinstance(model, str):
+            # What the SDK does with Agent(model="gpt-4o-mini"): its default provider (OPENAI_* settings).
+            model = MultiProvider().get_model(model)
+        if not isinstance(model, Model):
+            raise ConfigurationError(
+                f"GuardedModel wraps an agents.Model or a model name, got {type(model).__name__}; "
+                "e.g. GuardedModel(OpenAIChatCompletionsModel('gpt-4o-mini', AsyncOpenAI()), guard)"
+            )
+        self.model: Model = model
         self.guard = guard
         self.n = n
         self.judge_tool_calls = judge_tool_calls

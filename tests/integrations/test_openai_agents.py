@@ -375,3 +375,12 @@ async def test_each_decision_is_a_custom_span_in_the_sdk_trace(
     data = span.span_data.data
     assert data["passed"] is True and data["candidates"] == 2 and data["scores"] == {"helpful": 5}
     assert "Paris" not in json.dumps(data)
+
+
+def test_a_model_name_resolves_like_the_sdks_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    guard = Guard(policies=[HELPFUL], judge=FunctionJudge(lambda r: {k: 3 for k in r.responses}))
+
+    assert GuardedModel("gpt-4o-mini", guard).model.model == "gpt-4o-mini"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match=r"wraps an agents\.Model"):
+        GuardedModel(object(), guard)  # type: ignore[arg-type]
