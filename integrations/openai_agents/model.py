@@ -40,6 +40,7 @@ from agents import (
     Handoff,
     ItemHelpers,
     Model,
+    ModelBehaviorError,
     ModelResponse,
     ModelSettings,
     ModelTracing,
@@ -84,6 +85,7 @@ class _ToolTurn(Exception):
 
 
 _Call = Callable[["str | list[TResponseInputItem]", ModelSettings], Awaitable[_Answer]]
+_Call0 = Callable[[], Awaitable[_Answer]]
 
 
 class _ModelCallSampler(Sampler):
@@ -120,15 +122,41 @@ class _ModelCallSampler(Sampler):
             return self.settings
         return self.settings.resolve(ModelSettings(temperature=temperature))
 
-    async def asample(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> list[Sample]:
+    def _request(self, messages: Sequence[ChatMessage], temperature: float | None) -> tuple[bool, _Call0]:
+        """Whether this is a retry (critique turns appended), and the call to make for one answer."""
         extra = list(messages[self.prefix :])
         items = self.items
         if extra:
             items = [*ItemHelpers.input_to_new_input_list(self.items), *as_input_items(extra)]
         settings = self._settings_for(temperature)
-        outcomes = await asyncio.gather(*(self.call(items, settings) for _ in range(n)), return_exceptions=True)
+        return bool(extra), lambda: self.call(items, settings)
+
+    def _keep(self, answer: _Answer) -> Sample:
+        key = uuid.uuid4().hex
+        self.answers[key] = answer  # kept before any tool-turn check: a tool turn's usage counts every call
+        usage = answer.response.usage
+        return Sample(
+            text=response_text(answer.response),
+            usage=RaGuardUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens),
+            response_id=key,
+        )
+
+    @staticmethod
+    def _report(failures: list[Exception], n: int) -> None:
+        if failures and len(failures) < n:
+            logger.warning(
+                "ra-guard: %d of %d model calls failed (%r); judging the %d that answered",
+                len(failures),
+                n,
+                failures[0],
+                n - len(failures),
+            )
+
+    async def asample(
+        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
+    ) -> list[Sample]:
+        retry, call = self._request(messages, temperature)
+        outcomes = await asyncio.gather(*(call() for _ in range(n)), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome  # cancellation and the like are not a failed call
@@ -136,31 +164,40 @@ class _ModelCallSampler(Sampler):
         failures = [o for o in outcomes if isinstance(o, Exception)]
         if not answers:
             raise failures[0]
-        if failures:
-            logger.warning(
-                "ra-guard: %d of %d model calls failed (%r); judging the %d that answered",
-                len(failures),
-                n,
-                failures[0],
-                len(answers),
-            )
-        keys = [uuid.uuid4().hex for _ in answers]
-        self.answers.update(zip(keys, answers, strict=True))  # kept first: a tool turn's usage counts every call
-        if self.pass_tool_turns and not extra:
+        self._report(failures, n)
+        samples = [self._keep(answer) for answer in answers]
+        if self.pass_tool_turns and not retry:
             for answer in answers:
                 if tool_calls_of(answer.response):
                     raise _ToolTurn(answer)
-        samples = []
-        for key, answer in zip(keys, answers, strict=True):
-            usage = answer.response.usage
-            samples.append(
-                Sample(
-                    text=response_text(answer.response),
-                    usage=RaGuardUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens),
-                    response_id=key,
-                )
-            )
         return samples
+
+    async def astream_samples(
+        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        """Yield each answer as its call finishes: under a deadline, the guard keeps those that finished in time."""
+        retry, call = self._request(messages, temperature)
+        tasks = [asyncio.ensure_future(call()) for _ in range(n)]
+        failures: list[Exception] = []
+        try:
+            for finished in asyncio.as_completed(tasks):
+                try:
+                    answer = await finished
+                except Exception as exc:
+                    failures.append(exc)
+                    continue
+                sample = self._keep(answer)
+                if self.pass_tool_turns and not retry and tool_calls_of(answer.response):
+                    raise _ToolTurn(answer)
+                yield sample
+            if len(failures) == n:
+                raise failures[0]
+            self._report(failures, n)
+        finally:
+            # The guard stopped listening (deadline), or a tool turn ends the round: calls still out are dropped.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _spent(answers: Sequence[_Answer]) -> Usage:
@@ -192,7 +229,8 @@ async def _collect_stream(events: AsyncIterator[TResponseStreamEvent]) -> _Answe
         elif isinstance(event, ResponseCompletedEvent):
             completed = event
     if completed is None:
-        raise RuntimeError("the wrapped model's stream ended without a response.completed event")
+        # What the runner itself raises for such a stream.
+        raise ModelBehaviorError("the wrapped model's stream ended without a response.completed event")
     final = completed.response
     usage = Usage(requests=1)
     if final.usage is not None:

@@ -8,6 +8,7 @@ made under :func:`loopback_only`, which records any attempt to leave 127.0.0.1.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -26,7 +27,16 @@ from openai import AsyncOpenAI
 from openai.types.responses import ResponseTextDeltaEvent
 from pydantic import BaseModel
 
-from ra_guard import AllCandidatesRejected, ConfigurationError, Decision, Guard, Policy, PolicyKind, RetryWithFeedback
+from ra_guard import (
+    AllCandidatesRejected,
+    Budget,
+    ConfigurationError,
+    Decision,
+    Guard,
+    Policy,
+    PolicyKind,
+    RetryWithFeedback,
+)
 from ra_guard.integrations.openai_agents import GuardedModel, ra_guard_output_guardrail
 from ra_guard.testing import FunctionJudge, FunctionSampler
 from tests.integrations.conftest import Answers, agent_handler
@@ -384,3 +394,23 @@ def test_a_model_name_resolves_like_the_sdks_default(monkeypatch: pytest.MonkeyP
     assert GuardedModel("gpt-4o-mini", guard).model.model == "gpt-4o-mini"  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match=r"wraps an agents\.Model"):
         GuardedModel(object(), guard)  # type: ignore[arg-type]
+
+
+async def test_under_a_deadline_a_hung_call_is_dropped_and_the_finished_answers_judged(
+    stub: OpenAIStubServer, model: Any
+) -> None:
+    stub.script(Fault.hang(30), when=lambda r: r.kind == "sampler")
+    _answers(stub, "Paris. score=5", "Lyon. score=2")
+    decisions: list[Decision] = []
+    async with Guard(
+        policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=2.0)
+    ) as guard:
+        agent = Agent(name="geo", model=GuardedModel(model, guard, n=3, on_decision=decisions.append))
+        started = time.perf_counter()
+        result = await Runner.run(agent, QUESTION)
+
+    assert time.perf_counter() - started < 10  # not the 30 s of the hung call
+    assert result.final_output == "Paris. score=5"
+    (decision,) = decisions
+    assert len(decision.candidates) == 2 and decision.degraded
+    assert [f.kind for f in decision.fallbacks] == ["deadline"]
