@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -97,17 +97,47 @@ class _RequestSampler(Sampler):
         self.responses: dict[str, ModelResponse] = {}
         self.name = f"pydantic-ai:{model.model_name}"
 
-    async def asample(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> list[Sample]:
+    def _request(
+        self, messages: Sequence[ChatMessage], temperature: float | None
+    ) -> tuple[bool, Callable[[], Awaitable[ModelResponse]]]:
+        """Whether this is a retry (critique turns appended), and the request to make for one answer."""
         extra = list(messages[self.prefix :])
         history = [*self.messages, *critique_turns(extra)] if extra else self.messages
         settings = self.settings
         if temperature is not None and self.forward_temperature:
             settings = ModelSettings(**{**(settings or {}), "temperature": temperature})
-        outcomes = await asyncio.gather(
-            *(self.model.request(history, settings, self.parameters) for _ in range(n)), return_exceptions=True
+        return bool(extra), lambda: self.model.request(history, settings, self.parameters)
+
+    def _keep(self, response: ModelResponse) -> Sample:
+        key = uuid.uuid4().hex
+        self.responses[key] = response  # kept before any tool-turn check: a tool turn's usage counts every request
+        return Sample(
+            text=response_text(response, self.parameters),
+            finish_reason=response.finish_reason,
+            usage=Usage(prompt_tokens=response.usage.input_tokens, completion_tokens=response.usage.output_tokens),
+            model=response.model_name,
+            response_id=key,
         )
+
+    def _tool_turn(self, response: ModelResponse, retry: bool) -> bool:
+        return self.pass_tool_turns and not retry and bool(function_tool_calls(response, self.parameters))
+
+    @staticmethod
+    def _report(failures: list[Exception], n: int) -> None:
+        if failures and len(failures) < n:
+            logger.warning(
+                "ra-guard: %d of %d model requests failed (%r); judging the %d that answered",
+                len(failures),
+                n,
+                failures[0],
+                n - len(failures),
+            )
+
+    async def asample(
+        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
+    ) -> list[Sample]:
+        retry, request = self._request(messages, temperature)
+        outcomes = await asyncio.gather(*(request() for _ in range(n)), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome  # cancellation and the like are not a failed request
@@ -115,30 +145,39 @@ class _RequestSampler(Sampler):
         failures = [o for o in outcomes if isinstance(o, Exception)]
         if not responses:
             raise failures[0]
-        if failures:
-            logger.warning(
-                "ra-guard: %d of %d model requests failed (%r); judging the %d that answered",
-                len(failures),
-                n,
-                failures[0],
-                len(responses),
-            )
-        keys = [uuid.uuid4().hex for _ in responses]
-        self.responses.update(zip(keys, responses, strict=True))  # kept first: a tool turn's usage counts all
-        if self.pass_tool_turns and not extra:
-            for response in responses:
-                if function_tool_calls(response, self.parameters):
+        self._report(failures, n)
+        samples = [self._keep(response) for response in responses]
+        for response in responses:
+            if self._tool_turn(response, retry):
+                raise _ToolTurn(response)
+        return samples
+
+    async def astream_samples(
+        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
+    ) -> AsyncIterator[Sample]:
+        """Yield each answer as its request finishes: under a deadline, the guard keeps those that finished in time."""
+        retry, request = self._request(messages, temperature)
+        tasks = [asyncio.ensure_future(request()) for _ in range(n)]
+        failures: list[Exception] = []
+        try:
+            for finished in asyncio.as_completed(tasks):
+                try:
+                    response = await finished
+                except Exception as exc:
+                    failures.append(exc)
+                    continue
+                sample = self._keep(response)
+                if self._tool_turn(response, retry):
                     raise _ToolTurn(response)
-        return [
-            Sample(
-                text=response_text(response, self.parameters),
-                finish_reason=response.finish_reason,
-                usage=Usage(prompt_tokens=response.usage.input_tokens, completion_tokens=response.usage.output_tokens),
-                model=response.model_name,
-                response_id=key,
-            )
-            for key, response in zip(keys, responses, strict=True)
-        ]
+                yield sample
+            if len(failures) == n:
+                raise failures[0]
+            self._report(failures, n)
+        finally:
+            # The guard stopped listening (deadline), or a tool turn ends the round: requests still out are dropped.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class GuardedModel(WrapperModel):

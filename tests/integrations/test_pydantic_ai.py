@@ -7,6 +7,7 @@ The stub plays both the agent's model and the RewardAnything judge (it scores
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,7 +19,16 @@ from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from ra_guard import AllCandidatesRejected, ConfigurationError, Decision, Guard, Policy, PolicyKind, RetryWithFeedback
+from ra_guard import (
+    AllCandidatesRejected,
+    Budget,
+    ConfigurationError,
+    Decision,
+    Guard,
+    Policy,
+    PolicyKind,
+    RetryWithFeedback,
+)
 from ra_guard.integrations.pydantic_ai import GuardedModel, RaGuardOutputValidator
 from ra_guard.testing import FunctionJudge, FunctionSampler
 from tests.integrations.conftest import Answers, agent_handler, tool_call_body
@@ -327,3 +337,22 @@ async def test_batch_requests_are_refused_not_sent_unguarded(model: Any, guard: 
 
     with pytest.raises(NotImplementedError, match="GuardedModel"):
         await GuardedModel(model, guard).batch_encode(BatchRequest.__new__(BatchRequest))
+
+
+async def test_under_a_deadline_a_hung_request_is_dropped_and_the_finished_answers_judged(
+    stub: OpenAIStubServer, model: Any
+) -> None:
+    stub.script(Fault.hang(30), when=lambda r: r.kind == "sampler")
+    _answers(stub, "Paris. score=5", "Lyon. score=2")
+    decisions: list[Decision] = []
+    async with Guard(
+        policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=2.0)
+    ) as guard:
+        agent = Agent(GuardedModel(model, guard, n=3, on_decision=decisions.append))
+        started = time.perf_counter()
+        result = await agent.run(QUESTION)
+
+    assert time.perf_counter() - started < 10  # not the 30 s of the hung request
+    assert result.output == "Paris. score=5"
+    (decision,) = decisions
+    assert len(decision.candidates) == 2 and [f.kind for f in decision.fallbacks] == ["deadline"]
