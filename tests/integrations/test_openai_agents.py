@@ -414,3 +414,10 @@ async def test_under_a_deadline_a_hung_call_is_dropped_and_the_finished_answers_
     (decision,) = decisions
     assert len(decision.candidates) == 2 and decision.degraded
     assert [f.kind for f in decision.fallbacks] == ["deadline"]
+
+
+def test_public_names() -> None:
+    import ra_guard.integrations.openai_agents as adapter
+
+    assert sorted(adapter.__all__) == ["GuardedModel", "TripOn", "decision_summary", "ra_guard_output_guardrail"]
+    assert all(getattr(adapter, name) is not None for name in adapter.__all__)

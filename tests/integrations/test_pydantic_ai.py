@@ -356,3 +356,20 @@ async def test_under_a_deadline_a_hung_request_is_dropped_and_the_finished_answe
     assert result.output == "Paris. score=5"
     (decision,) = decisions
     assert len(decision.candidates) == 2 and [f.kind for f in decision.fallbacks] == ["deadline"]
+
+
+def test_public_names() -> None:
+    import ra_guard.integrations.pydantic_ai as adapter
+
+    assert sorted(adapter.__all__) == sorted(
+        [
+            "DEFAULT_CRITIQUE",
+            "METADATA_KEY",
+            "GuardedModel",
+            "RaGuardOutputValidator",
+            "RetryOn",
+            "critique",
+            "decision_summary",
+        ]
+    )
+    assert all(getattr(adapter, name) is not None for name in adapter.__all__)
