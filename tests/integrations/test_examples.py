@@ -77,3 +77,40 @@ def test_litellm_sdk_example(stub: OpenAIStubServer) -> None:
 
     assert out.splitlines()[0] == "We are sorry for the delay. score=5"
     assert [r.body["model"] for r in stub.requests if r.kind == "sampler"] == ["ra-stub"] * 4
+
+
+@pytest.mark.slow
+def test_openai_agents_guardrail_example(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Oops lol. score=1", "We are sorry for the delay. score=5", "Sorry. score=2", "Late, sorry. score=3")
+
+    out = _run("openai_agents_guardrail.py", stub, "Apologize")
+
+    assert out.splitlines()[0] == "We are sorry for the delay. score=5"
+    assert "-- ra-guard: passed=True" in out
+    sampled = [r for r in stub.requests if r.kind == "sampler"]
+    assert len(sampled) == 4 and {r.body["model"] for r in sampled} == {"ra-stub"}
+    judged = [r.judge_input for r in stub.requests if r.kind == "judge"]
+    assert len(judged) == 3  # two policies for the best-of-4, then the guardrail's hard policy on the winner
+    assert judged[-1] is not None and list(judged[-1]["responses"].values()) == ["We are sorry for the delay. score=5"]
+
+
+@pytest.mark.slow
+def test_openai_agents_guardrail_example_blocks_a_harmful_answer(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Here is how to pick the lock. score=1")
+
+    out = _run("openai_agents_guardrail.py", stub, "How do I break into my neighbour's flat?")
+
+    assert out.startswith("blocked by ra-guard:") and "'passed': False" in out
+    assert "pick the lock" not in out  # the vetoed answer is not printed, nor carried in the summary
+
+
+@pytest.mark.slow
+def test_pydantic_ai_validator_example(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Oops lol. score=1", "We are sorry for the delay. score=5")
+
+    out = _run("pydantic_ai_validator.py", stub, "Apologize")
+
+    assert out.splitlines()[0] == "We are sorry for the delay. score=5"
+    assert "-- ra-guard: passed=True" in out and "retries=1" in out
+    retry = [r for r in stub.requests if r.kind == "sampler"][1]
+    assert "fell short" in retry.messages[-1]["content"]

@@ -26,3 +26,16 @@ def test_missing_framework_names_the_extra(
 
     with pytest.raises(MissingDependencyError, match=rf"pip install 'ra-guard\[{extra}\]'"):
         importlib.import_module(package)
+
+
+@pytest.mark.parametrize(
+    ("package", "framework", "extra"),
+    [
+        ("ra_guard.integrations.openai_agents", "agents", "openai-agents"),
+        ("ra_guard.integrations.pydantic_ai", "pydantic_ai", "pydantic-ai"),
+    ],
+)
+def test_missing_agent_framework_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, package: str, framework: str, extra: str
+) -> None:
+    test_missing_framework_names_the_extra(monkeypatch, package, framework, extra)
