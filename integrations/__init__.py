@@ -1,1 +1,1 @@
-"""Framework adapters, installed as ``ra_guard.integrations``: LangChain and litellm."""
+"""Framework adapters, as ``ra_guard.integrations``: LangChain, litellm, the OpenAI Agents SDK, pydantic-ai."""

@@ -498,6 +498,26 @@ def _observability_audit(ns: dict[str, Any], printed: str, lb: Loopback) -> None
     assert ns["records"].skipped == 0
 
 
+def _integrations_openai_agents(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    result = ns["result"]
+    info = result.output_guardrail_results[0].output.output_info
+    assert info["passed"] is True and set(info["scores"]) == {"harmless"} and info["degraded"] is False
+    assert printed.splitlines()[0] == result.final_output
+    sampled = [r for r in lb.stub.requests if r.kind == "sampler"]
+    assert len(sampled) == 4 and {r.body["model"] for r in sampled} == {"gpt-4o-mini"}
+    assert _kinds(lb.stub).count("judge") == 3  # concise and professional-tone on the 4, then harmless on the winner
+
+
+def _integrations_pydantic_ai(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    # The validator's run: one answer, judged on both policies; then best-of-4: four answers, judged listwise.
+    assert "'passed': True" in printed.splitlines()[1]
+    summary = ns["result"].response.metadata["ra_guard"]
+    assert summary["candidates"] == 4 and summary["strategy"] == "best_of_n"
+    sampled = [r for r in lb.stub.requests if r.kind == "sampler"]
+    assert len(sampled) == 5 and {r.body["model"] for r in sampled} == {"gpt-4o-mini"}
+    assert _kinds(lb.stub).count("judge") == 4
+
+
 CHECKS: dict[tuple[str, int], Check] = {
     ("README.md", 0): _readme_quickstart,
     ("README.md", 1): _readme_check,
@@ -510,6 +530,8 @@ CHECKS: dict[tuple[str, int], Check] = {
     ("docs/integrations.md", 3): _integrations_chat_models,
     ("docs/integrations.md", 4): _integrations_completion,
     ("docs/integrations.md", 5): _integrations_router,
+    ("docs/integrations.md", 6): _integrations_openai_agents,
+    ("docs/integrations.md", 7): _integrations_pydantic_ai,
     ("docs/observability.md", 0): _observability_quickstart,
     ("docs/observability.md", 1): _observability_phoenix,
     ("docs/observability.md", 2): _observability_jaeger,
