@@ -87,7 +87,9 @@ class _RequestSampler(Sampler):
         pass_tool_turns: bool,
         forward_temperature: bool,
     ) -> None:
-        self.model = model
+        # ``model`` is the model's name (the Sampler contract); the pydantic-ai model is ``wrapped_model``.
+        self.wrapped_model = model
+        self.model = model.model_name
         self.messages = messages
         self.settings = settings
         self.parameters = parameters
@@ -106,7 +108,7 @@ class _RequestSampler(Sampler):
         settings = self.settings
         if temperature is not None and self.forward_temperature:
             settings = ModelSettings(**{**(settings or {}), "temperature": temperature})
-        return bool(extra), lambda: self.model.request(history, settings, self.parameters)
+        return bool(extra), lambda: self.wrapped_model.request(history, settings, self.parameters)
 
     def _keep(self, response: ModelResponse) -> Sample:
         key = uuid.uuid4().hex
