@@ -34,13 +34,11 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ra_guard._redact import (
     CAPTURE_CONTENT_ENV,
@@ -50,6 +48,17 @@ from ra_guard._redact import (
     messages_json,
     redact_capped,
     redact_name,
+)
+from ra_guard._trace_state import (
+    MAX_MESSAGE,
+    SILENT_CALL,
+    CallState,
+    DecisionListener,
+    DecisionSpans,
+    DecisionState,
+    call_state,
+    decision_state,
+    record_retry,
 )
 from ra_guard.metrics import DecisionMetrics, decision_outcome, degraded_fallbacks
 from ra_guard.types import Usage
@@ -74,73 +83,8 @@ _INSTRUMENTATION = "ra_guard"
 # OpenInference span kinds, so that Phoenix shows each span for what it is.
 _KIND = "openinference.span.kind"
 _EVALUATION_EVENT = "gen_ai.evaluation.result"
-# Characters kept of an exception message and of a stack trace on a span (capped, then redacted).
-_MAX_MESSAGE = 4096
+# Characters kept of a stack trace on a span (capped, then redacted); messages: MAX_MESSAGE.
 _MAX_STACKTRACE = 16384
-
-
-@dataclass(frozen=True)
-class DecisionSpans:
-    """Where a decision's spans are, for listeners that annotate them (hex ids).
-
-    Attributes:
-        trace_id: The trace, 32 hex digits.
-        root_span_id: The ``invoke_workflow`` span, 16 hex digits.
-        candidate_span_ids: Per candidate index, the span its evaluations sit on
-            (its sampling span, or the root for original and given candidates).
-    """
-
-    trace_id: str
-    root_span_id: str
-    candidate_span_ids: dict[int, str]
-
-
-class DecisionListener(Protocol):
-    """Called with every finished, traced decision (e.g. :class:`ra_guard.phoenix.PhoenixAnnotator`).
-
-    It runs on the request path: hand work off to a thread and return.
-    """
-
-    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
-        """Take note of a finished decision."""
-
-
-@dataclass
-class _CallState:
-    """One sampling or judge call while it runs (per task, through a context variable)."""
-
-    error_type: str | None = None
-    usage: Usage | None = None
-    retries: int = 0
-
-
-@dataclass
-class _DecisionState:
-    """One decision while it runs: its root and the sampling spans kept open for evaluation events."""
-
-    root: Span
-    recording: bool
-    guard: str
-    strategy: str
-    started: float
-    # No tracer provider and no meter provider set: every span is the API's invalid
-    # span and every value is dropped, so the calls within skip their spans and figures.
-    silent: bool = False
-    finished: bool = False
-    # attempt -> (sampling span, the time its call ended); the span is ended with
-    # that time once the evaluation events of its candidates have been added.
-    sampling: dict[int, tuple[Span, int]] = field(default_factory=dict)
-    # Captured text -> its cleaned form: a candidate is recorded on its sampling span, in each
-    # judge call and as the output, but redacted once per decision.
-    cleaned: dict[str, str] = field(default_factory=dict)
-
-
-# What a call inside a silent decision gets: the invalid span, nothing to set up or end
-# (a nullcontext holds no state, so one serves every call).
-_SILENT_CALL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
-
-_decision_state: ContextVar[_DecisionState | None] = ContextVar("ra_guard_decision", default=None)
-_call_state: ContextVar[_CallState | None] = ContextVar("ra_guard_call", default=None)
 
 
 def _model_name(model: object, backend: str) -> str:
@@ -159,35 +103,6 @@ def _as_current(span: Span) -> AbstractContextManager[object]:
     if trace.get_current_span() is span:
         return nullcontext()
     return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
-
-
-def record_retry(error: BaseException | None = None, *, attempt: int | None = None) -> None:
-    """Note, from inside a judge or sampler backend, that a call is being retried.
-
-    Adds a ``ra_guard.retry`` event (with the redacted error) to the current span
-    and counts the retry into the judge span's ``ra_guard.judge.retries`` and the
-    ``ra_guard.judge.retries`` metric. Outside a traced call it does nothing.
-
-    Args:
-        error: What failed, if anything.
-        attempt: The attempt about to be made (2 for the first retry).
-
-    Example:
-        >>> record_retry(TimeoutError("read timed out"), attempt=2)
-    """
-    state = _call_state.get()
-    if state is None:
-        return
-    state.retries += 1
-    span = trace.get_current_span()
-    if span.is_recording():
-        attributes: dict[str, Any] = {}
-        if attempt is not None:
-            attributes["ra_guard.attempt"] = attempt
-        if error is not None:
-            attributes["error.type"] = type(error).__name__
-            attributes["exception.message"] = redact_capped(str(error), _MAX_MESSAGE)
-        span.add_event("ra_guard.retry", attributes)
 
 
 class DecisionTracer:
@@ -254,7 +169,7 @@ class DecisionTracer:
 
     def _clean(self, text: str) -> str:
         """``text`` through the content filter, once per decision (memoised on the decision's state)."""
-        state = _decision_state.get()
+        state = decision_state.get()
         if state is None:
             return self._content(text)
         cleaned = state.cleaned.get(text)
@@ -287,13 +202,13 @@ class DecisionTracer:
         span = self._tracer.start_span(f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes)
         recording = span.is_recording()
         silent = not recording and self._silent()
-        state = _DecisionState(
+        state = DecisionState(
             root=span, recording=recording, guard=name, strategy=strategy, started=time.perf_counter(), silent=silent
         )
-        token = _decision_state.set(state)
+        token = decision_state.set(state)
         # A silent decision's calls keep no call state: retries reported in them count nowhere
         # (as before: into a state whose figures were dropped), not into an enclosing call's.
-        call_token = _call_state.set(None) if silent else None
+        call_token = call_state.set(None) if silent else None
         try:
             if recording and self.capture_content and messages:
                 span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
@@ -313,8 +228,8 @@ class DecisionTracer:
             raise
         finally:
             if call_token is not None:
-                _call_state.reset(call_token)
-            _decision_state.reset(token)
+                call_state.reset(call_token)
+            decision_state.reset(token)
             for sampling_span, end_time in state.sampling.values():
                 sampling_span.end(end_time=end_time)
             span.end()
@@ -343,7 +258,7 @@ class DecisionTracer:
                 otherwise the sampler's name stands for it.
         """
         if self._in_silent_decision():
-            return _SILENT_CALL
+            return SILENT_CALL
         return self._sampling_span(
             sampler=sampler, n=n, attempt=attempt, temperature=temperature, messages=messages, model=model
         )
@@ -374,7 +289,7 @@ class DecisionTracer:
         span = self._tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
         if self.capture_content and messages and span.is_recording():
             span.set_attribute("gen_ai.input.messages", messages_json(messages, self._clean))
-        call = _CallState()
+        call = CallState()
         started = time.perf_counter()
         try:
             with self._in_call(span, call):
@@ -383,7 +298,7 @@ class DecisionTracer:
             self.metrics.record_sampling_call(
                 model=model, duration_s=time.perf_counter() - started, usage=call.usage, error_type=call.error_type
             )
-            state = _decision_state.get()
+            state = decision_state.get()
             if state is not None and state.recording and call.usage is not None and call.error_type is None:
                 # Keep it open for the evaluation events of its candidates (see finish_decision).
                 state.sampling[attempt] = (span, time.time_ns())
@@ -393,17 +308,17 @@ class DecisionTracer:
     @staticmethod
     def _in_silent_decision() -> bool:
         """Inside a silent decision (see :meth:`_silent`): its root, the current span, is invalid too."""
-        state = _decision_state.get()
+        state = decision_state.get()
         return state is not None and state.silent
 
     @contextmanager
-    def _in_call(self, span: Span, call: _CallState) -> Iterator[None]:
+    def _in_call(self, span: Span, call: CallState) -> Iterator[None]:
         """Run a sampling or judge call as the current span, with ``call`` as its state.
 
         What the backends report (usage, retries, errors) lands in ``call``; an
         exception the guard did not already record is recorded once, redacted.
         """
-        token = _call_state.set(call)
+        token = call_state.set(call)
         try:
             with _as_current(span):
                 yield
@@ -412,11 +327,11 @@ class DecisionTracer:
                 self.record_error(span, exc)
             raise
         finally:
-            _call_state.reset(token)
+            call_state.reset(token)
 
     def record_samples(self, span: Span, samples: Sequence[Sample]) -> None:
         """Usage, finish reasons, response ids (and, with content on, the candidates) of a sampling call."""
-        call = _call_state.get()
+        call = call_state.get()
         if call is None and not span.is_recording():
             return
         # Added as integers: summing Usage models builds (and validates) one model per sample.
@@ -472,7 +387,7 @@ class DecisionTracer:
                 otherwise the judge's name stands for it.
         """
         if self._in_silent_decision():
-            return _SILENT_CALL
+            return SILENT_CALL
         return self._judge_span(judge=judge, policy=policy, candidates=candidates, request=request, model=model)
 
     @contextmanager
@@ -500,7 +415,7 @@ class DecisionTracer:
                 {"type": "text", "content": f"[{name}] {self._clean(text)}"} for name, text in request.responses.items()
             ]
             span.set_attribute("gen_ai.input.messages", json.dumps([{"role": "user", "parts": parts}]))
-        call = _CallState()
+        call = CallState()
         started = time.perf_counter()
         try:
             with self._in_call(span, call):
@@ -522,7 +437,7 @@ class DecisionTracer:
 
     def record_verdict(self, span: Span, verdict: Verdict) -> None:
         """Scores, usage and mode of a judge call (and, with content on, its reasoning)."""
-        call = _call_state.get()
+        call = call_state.get()
         if call is not None:
             call.usage = verdict.usage
         if not span.is_recording():
@@ -536,7 +451,7 @@ class DecisionTracer:
         for name, score in verdict.scores.items():
             span.set_attribute(f"ra_guard.score.{name}", score)
         if verdict.repairs:
-            span.set_attribute("ra_guard.judge.repairs", [redact_capped(r, _MAX_MESSAGE) for r in verdict.repairs])
+            span.set_attribute("ra_guard.judge.repairs", [redact_capped(r, MAX_MESSAGE) for r in verdict.repairs])
         if self.capture_content:
             parts: list[dict[str, str]] = []
             if verdict.reasoning:
@@ -550,13 +465,13 @@ class DecisionTracer:
 
     def record_error(self, span: Span, error: BaseException) -> None:
         """A failed call: a redacted ``exception`` event, ``error.type`` and an error status."""
-        call = _call_state.get()
+        call = call_state.get()
         if call is not None:
             call.error_type = type(error).__name__
         if not span.is_recording():
             return
         # Capped before redaction: a judge's 40 KB error body must not hold the event loop.
-        message = redact_capped(str(error), _MAX_MESSAGE)
+        message = redact_capped(str(error), MAX_MESSAGE)
         stacktrace = redact_capped(
             "".join(traceback.format_exception(type(error), error, error.__traceback__)), _MAX_STACKTRACE
         )
@@ -573,7 +488,7 @@ class DecisionTracer:
 
     def finish_decision(self, span: Span, decision: Decision) -> None:
         """The decision's outcome on the root span, its evaluation events, metrics and listeners."""
-        state = _decision_state.get()
+        state = decision_state.get()
         duration = decision.latency_s
         guard = "ra-guard"
         if state is not None:
@@ -598,12 +513,12 @@ class DecisionTracer:
         if degraded:
             span.set_attribute(
                 "ra_guard.decision.degraded_reasons",
-                [redact_capped(f"{f.kind}: {f.policy or '-'}: {f.reason}", _MAX_MESSAGE) for f in degraded],
+                [redact_capped(f"{f.kind}: {f.policy or '-'}: {f.reason}", MAX_MESSAGE) for f in degraded],
             )
         if decision.fallbacks:
             span.set_attribute(
                 "ra_guard.decision.fallbacks",
-                [redact_capped(f"{f.kind}: {f.reason}", _MAX_MESSAGE) for f in decision.fallbacks],
+                [redact_capped(f"{f.kind}: {f.reason}", MAX_MESSAGE) for f in decision.fallbacks],
             )
             span.set_attribute("ra_guard.decision.fallback_kinds", sorted({f.kind for f in decision.fallbacks}))
         vetoes = decision.vetoes
@@ -628,7 +543,7 @@ class DecisionTracer:
             for listener in self.listeners:
                 listener.on_decision(decision, spans)
 
-    def _add_evaluations(self, root: Span, state: _DecisionState | None, decision: Decision) -> dict[int, str]:
+    def _add_evaluations(self, root: Span, state: DecisionState | None, decision: Decision) -> dict[int, str]:
         """One ``gen_ai.evaluation.result`` per candidate and policy, plus one ``ra_guard.choice`` per candidate."""
         span_ids: dict[int, str] = {}
         for candidate in decision.candidates:
@@ -646,7 +561,7 @@ class DecisionTracer:
             choice: dict[str, Any] = {
                 "gen_ai.evaluation.name": "ra_guard.choice",
                 "gen_ai.evaluation.score.label": label,
-                "gen_ai.evaluation.explanation": redact_capped(decision.why, _MAX_MESSAGE)
+                "gen_ai.evaluation.explanation": redact_capped(decision.why, MAX_MESSAGE)
                 if candidate.index == decision.chosen_index
                 else f"candidate {candidate.index} was {label.replace('_', ' ')}",
                 "gen_ai.response.id": response_id,
@@ -667,7 +582,7 @@ class DecisionTracer:
         if score.error is not None:
             label = "error"
             attributes["error.type"] = "JudgeError"
-            explanation = f"not judged: {redact_capped(score.error, _MAX_MESSAGE)}"
+            explanation = f"not judged: {redact_capped(score.error, MAX_MESSAGE)}"
         else:
             label = "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
             explanation = f"scored {score.score:g}/5" if score.score is not None else "not scored"
