@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -25,7 +26,7 @@ from ra_guard.types import Messages, Sample
 
 from ._convert import from_chat_messages, message_text, usage_of
 
-__all__ = ["ChatModelSampler", "model_label", "model_name_of"]
+__all__ = ["ChatModelSampler", "accepts_temperature", "model_label", "model_name_of"]
 
 
 def model_name_of(model: Any) -> str | None:
@@ -38,6 +39,28 @@ def model_name_of(model: Any) -> str | None:
     """
     name = getattr(model, "model_name", None) or getattr(model, "model", None)
     return name if isinstance(name, str) and name else None
+
+
+# OpenAI's reasoning models refuse a temperature other than their default (HTTP 400): the o-series
+# (o1, o3-mini, o4-mini...) and gpt-5 (gpt-5, gpt-5-mini, gpt-5.1...), except the gpt-5 chat models.
+_NO_TEMPERATURE = re.compile(r"^(o[1-9]([.-].*)?|gpt-5(?!.*chat).*)$")
+
+
+def accepts_temperature(model_name: str | None) -> bool:
+    """Whether a model takes a sampling temperature, judged by its name.
+
+    OpenAI's reasoning models (``o1``, ``o3-mini``, ``o4-mini``, ``gpt-5``,
+    ``gpt-5-mini``...) answer HTTP 400 to any temperature but their default;
+    ``gpt-5-chat-latest`` takes one. A provider prefix (``openai/o3-mini``) is
+    ignored. Unknown names (``None`` included) are taken to accept one.
+
+    Example:
+        >>> [accepts_temperature(m) for m in ["gpt-4o-mini", "o3-mini", "openai/gpt-5", "gpt-5-chat-latest"]]
+        [True, False, False, True]
+    """
+    if not model_name:
+        return True
+    return not _NO_TEMPERATURE.match(model_name.rsplit("/", 1)[-1].lower())
 
 
 def model_label(model: Any) -> str:

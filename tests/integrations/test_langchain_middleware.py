@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
 
 from ra_guard import Decision, Guard, Policy, RetryWithFeedback
-from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, decision_of
+from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, summary_of
 from tests.integrations.conftest import agent_handler, chat_openai
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
@@ -44,10 +44,9 @@ async def test_async_agent_returns_the_best_answer_and_passes_tool_turns(stub: O
 
     final = _final(result)
     assert final.content == "It is sunny and 21C in Paris. score=5"
-    decision = decision_of(final)
-    assert isinstance(decision, Decision)
-    assert decision.passed and decision.chosen.scores["helpful"].score == 5
-    assert len(decision.candidates) == 3
+    summary = summary_of(final)
+    assert summary is not None and summary.passed and summary.scores == {"helpful": 5.0}
+    assert summary.candidates == 3
     # The tool ran once, on the first candidate's call; that turn was not judged.
     assert [m.content for m in result["messages"] if isinstance(m, ToolMessage)] == ["Sunny in Paris, 21C"]
     kinds = [r.kind for r in stub.requests]
@@ -60,14 +59,15 @@ def test_sync_agent_uses_wrap_model_call(stub: OpenAIStubServer) -> None:
     stub.handler = agent_handler(["Cloudy. score=1", "Sunny, 21C. score=4"])
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
 
-    result = _agent(stub, guard, n=2).invoke(QUESTION)
+    decisions: list[Decision] = []
+    result = _agent(stub, guard, n=2, on_decision=decisions.append).invoke(QUESTION)
 
     final = _final(result)
     assert final.content == "Sunny, 21C. score=4"
-    chosen = final.response_metadata["ra_guard"]
     # the two calls run concurrently, so which index holds which answer is not fixed
-    assert chosen["candidates"][chosen["chosen_index"]]["text"] == "Sunny, 21C. score=4"
-    assert {c["text"] for c in chosen["candidates"]} == {"Cloudy. score=1", "Sunny, 21C. score=4"}
+    decision = decisions[-1]
+    assert decision.text == "Sunny, 21C. score=4" and final.response_metadata["ra_guard"]["scores"] == {"helpful": 4.0}
+    assert {c.text for c in decision.candidates} == {"Cloudy. score=1", "Sunny, 21C. score=4"}
     assert final.response_metadata["finish_reason"] == "stop"  # the model's own metadata is kept
 
 
@@ -82,8 +82,8 @@ async def test_retries_with_the_judge_critique(stub: OpenAIStubServer) -> None:
     final = _final(await _agent(stub, guard).ainvoke(QUESTION))
 
     assert final.content == "Sunny and 21C in Paris. score=5"
-    decision = decision_of(final)
-    assert decision is not None and decision.attempts == 2
+    summary = summary_of(final)
+    assert summary is not None and summary.attempts == 2
     retry = [r for r in stub.requests if r.kind == "sampler"][-1]
     assert retry.messages[-2] == {"role": "assistant", "content": "Meh. score=2"}
     assert "fell short" in retry.messages[-1]["content"] and "helpful" in retry.messages[-1]["content"]
@@ -96,7 +96,7 @@ async def test_judge_tool_calls_judges_tool_turns_too(stub: OpenAIStubServer) ->
     result = await _agent(stub, guard, n=2, judge_tool_calls=True).ainvoke(QUESTION)
 
     tool_turn = next(m for m in result["messages"] if isinstance(m, AIMessage) and m.tool_calls)
-    assert decision_of(tool_turn) is not None
+    assert summary_of(tool_turn) is not None
     judged = [r.judge_input for r in stub.requests if r.kind == "judge"]
     assert any("[tool call] get_weather" in text for j in judged if j for text in j["responses"].values())
 
@@ -123,8 +123,8 @@ async def test_a_failed_call_is_dropped_when_others_answer(stub: OpenAIStubServe
 
     final = _final(await _agent(stub, guard, n=3).ainvoke(QUESTION))
 
-    decision = decision_of(final)
-    assert final.content == "Sunny. score=4" and decision is not None and len(decision.candidates) == 2
+    summary = summary_of(final)
+    assert final.content == "Sunny. score=4" and summary is not None and summary.candidates == 2
 
 
 async def test_when_every_call_fails_the_model_error_surfaces(stub: OpenAIStubServer) -> None:

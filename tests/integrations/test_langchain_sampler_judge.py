@@ -20,7 +20,18 @@ MESSAGES: list[ChatMessage] = [
 
 def test_public_names() -> None:
     assert sorted(lc.__all__) == sorted(
-        ["DECISION_KEY", "ChatModelJudge", "ChatModelSampler", "GuardedRunnable", "RaGuardMiddleware", "decision_of"]
+        [
+            "CANDIDATE_TAG",
+            "DECISION_EVENT",
+            "DECISION_KEY",
+            "ChatModelJudge",
+            "ChatModelSampler",
+            "DecisionSummary",
+            "GuardedRunnable",
+            "RaGuardMiddleware",
+            "accepts_temperature",
+            "summary_of",
+        ]
     )
 
 
