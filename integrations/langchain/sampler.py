@@ -89,7 +89,8 @@ class ChatModelSampler(Sampler):
         use_n: Ask for ``n`` choices in one call instead of ``n`` calls.
         forward_temperature: Pass the strategy's temperature to the model as a
             call argument (most chat models accept ``temperature``); off to keep
-            the model's own setting.
+            the model's own setting. Never sent to models that refuse one
+            (``o1``, ``o3-mini``, ``gpt-5``..., see :func:`accepts_temperature`).
         config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls.
 
     Example:
@@ -117,7 +118,7 @@ class ChatModelSampler(Sampler):
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         prompt = from_chat_messages(messages)
         kwargs: dict[str, Any] = {}
-        if temperature is not None and self.forward_temperature:
+        if temperature is not None and self.forward_temperature and accepts_temperature(self.model):
             kwargs["temperature"] = temperature
         try:
             if self.use_n:

@@ -18,12 +18,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
-from ra_guard import Decision, Guard, Policy
+from ra_guard import BestOfN, Decision, Guard, Policy
 from ra_guard.audit import AuditLog, read_audit_log
 from ra_guard.integrations.langchain import RaGuardMiddleware, summary_of
 from tests.integrations.conftest import agent_handler, chat_openai, tool_call_body
 from tests.observability.conftest import Pipeline
-from tests.support.openai_server import OpenAIStubServer, RecordedRequest
+from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
 POLICY = Policy(name="helpful", principle="Answer the user's question using the tool's result.")
 QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
@@ -189,3 +189,40 @@ async def test_messages_carry_a_compact_summary_and_the_whole_decision_goes_to_t
     assert len(ids) == 5 and ids <= {r["decision_id"] for r in read_audit_log(tmp_path / "audit.jsonl")}
     traced = {(s.attributes or {}).get("ra_guard.decision.id") for s in _roots(otel)}
     assert ids <= traced
+
+
+def _named(stub: OpenAIStubServer, model: str) -> Any:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(model=model, base_url=stub.base_url, api_key="sk-test", max_retries=0)
+
+
+def _reject_temperature(request: RecordedRequest) -> Any:
+    """Answer like OpenAI's reasoning models: HTTP 400 to a temperature other than the default."""
+    if request.kind == "sampler" and request.body.get("temperature") not in (None, 1):
+        return Fault.error(400, retry_after=None, message="Unsupported value: 'temperature' does not support 0.8")
+    return "Sunny. score=4" if request.kind == "sampler" else None
+
+
+@pytest.mark.parametrize("model", ["o3-mini", "gpt-5", "o4-mini"])
+async def test_no_temperature_is_sent_to_reasoning_models(stub: OpenAIStubServer, model: str) -> None:
+    stub.handler = _reject_temperature
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", strategy=BestOfN(n=2, temperature=0.8))
+    decisions: list[Decision] = []
+    agent = create_agent(_named(stub, model), middleware=[RaGuardMiddleware(guard, on_decision=decisions.append)])
+
+    result = await agent.ainvoke(QUESTION)
+
+    assert result["messages"][-1].content == "Sunny. score=4"
+    assert all("temperature" not in r.body for r in stub.requests if r.kind == "sampler")
+    assert any(f"not sent: {model} takes only its default" in note for note in decisions[0].notes)
+
+
+async def test_other_models_get_the_strategy_temperature(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Sunny. score=4"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", strategy=BestOfN(n=2, temperature=0.8))
+    agent = create_agent(_named(stub, "gpt-4o-mini"), middleware=[RaGuardMiddleware(guard)])
+
+    await agent.ainvoke(QUESTION)
+
+    assert [r.body.get("temperature") for r in stub.requests if r.kind == "sampler"] == [0.8, 0.8]

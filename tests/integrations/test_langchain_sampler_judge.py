@@ -89,3 +89,16 @@ async def test_sampler_and_judge_together_in_a_guard(stub: OpenAIStubServer) -> 
     decision = await guard.arun(MESSAGES, sampler=ChatModelSampler(chat_openai(stub)), n=2)
 
     assert decision.text == "Paris. score=5"
+
+
+@pytest.mark.parametrize(("model", "sent"), [("o3-mini", None), ("gpt-5-mini", None), ("gpt-4o-mini", 0.7)])
+async def test_sampler_sends_no_temperature_to_reasoning_models(
+    stub: OpenAIStubServer, model: str, sent: object
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(model=model, base_url=stub.base_url, api_key="sk-test", max_retries=0)
+
+    await ChatModelSampler(chat).asample(MESSAGES, n=2, temperature=0.7)
+
+    assert [r.body.get("temperature") for r in stub.requests] == [sent, sent]
