@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependencyError("langchain", extra="langchain") from exc
 
-from ._agent_turn import CANDIDATE_TAG
+from ._calls import CANDIDATE_TAG
 from ._summary import DECISION_KEY, DecisionSummary, summary_of
 from .judge import ChatModelJudge
 from .middleware import DECISION_EVENT, RaGuardMiddleware

@@ -37,6 +37,7 @@ from ra_guard.samplers.base import Sampler
 from ra_guard.strategies import Strategy
 from ra_guard.types import ChatMessage, Messages, Sample
 
+from ._calls import CANDIDATE_TAG, NOSTREAM_TAG
 from ._convert import from_chat_messages, message_text, usage_of
 from .sampler import accepts_temperature, model_name_of
 
@@ -46,11 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["CANDIDATE_TAG", "NOSTREAM_TAG", "AgentModelSampler", "AgentTurn", "tagged"]
 
 logger = logging.getLogger("ra_guard")
-
-#: LangGraph's tag for chat model runs whose tokens ``stream_mode="messages"`` must not forward.
-NOSTREAM_TAG = "nostream"
-#: Tag of every candidate call the guard makes through an agent's model.
-CANDIDATE_TAG = "ra_guard:candidate"
 
 Call = Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
 

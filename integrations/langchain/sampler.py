@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from typing import Any
 
@@ -20,10 +21,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
+from ra_guard._threads import call_in_thread
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
 
+from ._calls import CANDIDATE_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
 from ._convert import from_chat_messages, message_text, usage_of
 
 __all__ = ["ChatModelSampler", "accepts_temperature", "model_label", "model_name_of"]
@@ -91,7 +94,13 @@ class ChatModelSampler(Sampler):
             call argument (most chat models accept ``temperature``); off to keep
             the model's own setting. Never sent to models that refuse one
             (``o1``, ``o3-mini``, ``gpt-5``..., see :func:`accepts_temperature`).
-        config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls.
+        config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls;
+            they are tagged ``nostream`` and ``ra_guard:candidate`` besides, so
+            that no candidate's tokens reach a LangGraph ``messages`` stream.
+
+    Sync callers (``guard.run``) get the model's sync ``invoke`` in worker
+    threads, async callers its ``ainvoke``: a model's async client may be
+    bound to an event loop the caller has closed.
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -120,12 +129,17 @@ class ChatModelSampler(Sampler):
         kwargs: dict[str, Any] = {}
         if temperature is not None and self.forward_temperature and accepts_temperature(self.model):
             kwargs["temperature"] = temperature
+        config = with_tags(self.config, NOSTREAM_TAG, CANDIDATE_TAG)
+        sync = for_sync_caller()
         try:
             if self.use_n:
-                replies = await self._one_call(prompt, n, kwargs)
+                replies = await self._one_call(prompt, n, kwargs, config, sync=sync)
+            elif sync:
+                invoke = functools.partial(self.chat_model.invoke, prompt, config, **kwargs)
+                replies = list(await asyncio.gather(*(call_in_thread(invoke) for _ in range(n))))
             else:
                 replies = list(
-                    await asyncio.gather(*(self.chat_model.ainvoke(prompt, self.config, **kwargs) for _ in range(n)))
+                    await asyncio.gather(*(self.chat_model.ainvoke(prompt, config, **kwargs) for _ in range(n)))
                 )
         except asyncio.CancelledError:
             raise
@@ -135,16 +149,20 @@ class ChatModelSampler(Sampler):
             raise SamplerError(f"{self.name}: the chat model raised {exc!r}") from exc
         return [to_sample(reply) for reply in replies]
 
-    async def _one_call(self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> list[BaseMessage]:
-        config = self.config or {}
-        result = await self.chat_model.agenerate(
-            [prompt],
-            callbacks=config.get("callbacks"),
-            tags=config.get("tags"),
-            metadata=config.get("metadata"),
-            n=n,
+    async def _one_call(
+        self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any], config: RunnableConfig, *, sync: bool
+    ) -> list[BaseMessage]:
+        options: dict[str, Any] = {
+            "callbacks": config.get("callbacks"),
+            "tags": config.get("tags"),
+            "metadata": config.get("metadata"),
+            "n": n,
             **kwargs,
-        )
+        }
+        if sync:
+            result = await call_in_thread(functools.partial(self.chat_model.generate, [prompt], **options))
+        else:
+            result = await self.chat_model.agenerate([prompt], **options)
         replies = [g.message for g in result.generations[0] if isinstance(g, ChatGeneration)]
         if len(replies) != n:
             raise SamplerError(
