@@ -37,7 +37,7 @@ from ra_guard.samplers.base import Sampler
 from ra_guard.strategies import Strategy
 from ra_guard.types import ChatMessage, Messages, Sample
 
-from ._calls import CANDIDATE_TAG, NOSTREAM_TAG
+from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG
 from ._convert import from_chat_messages, message_text, usage_of
 from .sampler import accepts_temperature, model_name_of
 
@@ -166,7 +166,7 @@ class AgentModelSampler(Sampler):
         return request.override(**overrides) if overrides else request
 
     async def _candidate(self, request: ModelRequest[Any]) -> ModelResponse[Any]:
-        tagged(NOSTREAM_TAG, CANDIDATE_TAG)  # runs as its own task: the tags stay on this call
+        tagged(NOSTREAM_TAG, GUARD_TAG, CANDIDATE_TAG)  # runs as its own task: the tags stay on this call
         return await self.call(request)
 
     async def _calls(self, request: ModelRequest[Any], n: int) -> list[ModelResponse[Any] | BaseException]:

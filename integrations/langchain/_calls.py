@@ -1,8 +1,9 @@
 """How ra-guard's own LangChain calls run: their tags, and which client (sync or async) serves them.
 
 Tags: every candidate and judge call carries LangGraph's ``nostream`` tag, so
-that ``stream_mode="messages"`` never forwards their tokens to a user, and a
-``ra_guard:*`` tag that callback handlers and ``astream_events`` can filter on.
+that ``stream_mode="messages"`` never forwards their tokens to a user, and
+``ra_guard`` with ``ra_guard:candidate`` or ``ra_guard:judge``, that callback
+handlers and ``astream_events`` (``exclude_tags=["ra_guard"]``) can filter on.
 
 Clients: a sync caller's decision runs on ra-guard's shared background loop.
 LangChain chat models keep async HTTP clients that outlive event loops
@@ -26,10 +27,12 @@ from langchain_core.runnables import RunnableConfig
 
 from ra_guard._sync import background_loop
 
-__all__ = ["CANDIDATE_TAG", "JUDGE_TAG", "NOSTREAM_TAG", "for_sync_caller", "with_tags"]
+__all__ = ["CANDIDATE_TAG", "GUARD_TAG", "JUDGE_TAG", "NOSTREAM_TAG", "for_sync_caller", "with_tags"]
 
 #: LangGraph's tag for chat model runs whose tokens ``stream_mode="messages"`` must not forward.
 NOSTREAM_TAG = "nostream"
+#: Tag of every LangChain call ra-guard makes (candidates and judge calls alike).
+GUARD_TAG = "ra_guard"
 #: Tag of every candidate call ra-guard makes (agent middleware, ChatModelSampler).
 CANDIDATE_TAG = "ra_guard:candidate"
 #: Tag of every judge call made through a LangChain model (ChatModelJudge).

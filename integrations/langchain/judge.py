@@ -24,7 +24,7 @@ from ra_guard.exceptions import JudgeError
 from ra_guard.judges.chat import ChatAnswer, ChatJudge
 from ra_guard.types import ChatMessage
 
-from ._calls import JUDGE_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
+from ._calls import GUARD_TAG, JUDGE_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
 from ._convert import from_chat_messages, usage_of
 from .sampler import model_label, model_name_of
 
@@ -68,7 +68,7 @@ class ChatModelJudge(ChatJudge):
     async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
         try:
             prompt = from_chat_messages(messages)
-            config = with_tags(self.config, NOSTREAM_TAG, JUDGE_TAG)
+            config = with_tags(self.config, NOSTREAM_TAG, GUARD_TAG, JUDGE_TAG)
             if for_sync_caller():
                 reply = await call_in_thread(functools.partial(self.chat_model.invoke, prompt, config))
             else:

@@ -51,16 +51,15 @@ from ra_guard._threads import call_in_thread
 from ra_guard.decision import Decision
 from ra_guard.guard import Guard
 
-from ._agent_turn import NOSTREAM_TAG, AgentModelSampler, AgentTurn, Call, final_message, tagged
+from ._agent_turn import AgentModelSampler, AgentTurn, Call, final_message, tagged
+from ._calls import GUARD_TAG, NOSTREAM_TAG
 from ._convert import to_chat_messages
 from ._summary import DECISION_KEY, DecisionSummary, stamp, summary_of
 
-__all__ = ["DECISION_EVENT", "DECISION_KEY", "GUARD_TAG", "RaGuardMiddleware", "summary_of"]
+__all__ = ["DECISION_EVENT", "DECISION_KEY", "RaGuardMiddleware", "summary_of"]
 
 #: Name of the custom event (callbacks, ``astream_events``) and of the ``stream_mode="custom"`` item.
 DECISION_EVENT = "ra_guard_decision"
-#: Tag of every LangChain run the guard makes inside an agent (candidate and judge calls).
-GUARD_TAG = "ra_guard"
 
 
 def _has_parent_run() -> bool:

@@ -26,7 +26,7 @@ from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
 
-from ._calls import CANDIDATE_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
+from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
 from ._convert import from_chat_messages, message_text, usage_of
 
 __all__ = ["ChatModelSampler", "accepts_temperature", "model_label", "model_name_of"]
@@ -129,7 +129,7 @@ class ChatModelSampler(Sampler):
         kwargs: dict[str, Any] = {}
         if temperature is not None and self.forward_temperature and accepts_temperature(self.model):
             kwargs["temperature"] = temperature
-        config = with_tags(self.config, NOSTREAM_TAG, CANDIDATE_TAG)
+        config = with_tags(self.config, NOSTREAM_TAG, GUARD_TAG, CANDIDATE_TAG)
         sync = for_sync_caller()
         try:
             if self.use_n:

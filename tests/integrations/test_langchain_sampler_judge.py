@@ -144,7 +144,7 @@ async def test_candidate_and_judge_calls_are_tagged_out_of_message_streams(stub:
     await guard.arun(MESSAGES, sampler=ChatModelSampler(chat_openai(stub), config=config), n=2)
 
     assert sorted(recorder.seen) == [
-        ["mine", "nostream", "ra_guard:candidate"],
-        ["mine", "nostream", "ra_guard:candidate"],
-        ["mine", "nostream", "ra_guard:judge"],
+        ["mine", "nostream", "ra_guard", "ra_guard:candidate"],
+        ["mine", "nostream", "ra_guard", "ra_guard:candidate"],
+        ["mine", "nostream", "ra_guard", "ra_guard:judge"],
     ]

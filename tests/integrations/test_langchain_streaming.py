@@ -79,7 +79,8 @@ async def test_astream_events_marks_candidate_tokens_and_carries_the_decision(st
     events = [e async for e in agent.astream_events(QUESTION, version="v2")]
 
     tokens = [e for e in events if e["event"] == "on_chat_model_stream"]
-    assert tokens and all(CANDIDATE_TAG in e["tags"] or "ra_guard" in e["tags"] for e in tokens)
+    assert tokens and all("ra_guard" in e["tags"] for e in tokens)
+    assert sum(1 for e in tokens if CANDIDATE_TAG in e["tags"]) > 3  # three candidates, some chunks each
     (decided,) = [e for e in events if e["event"] == "on_custom_event" and e["name"] == DECISION_EVENT]
     decision = Decision.model_validate(decided["data"])
     assert decision.text == "Sunny and 21C in Paris today. score=5" and len(decision.candidates) == 3
