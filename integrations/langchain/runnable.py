@@ -65,6 +65,7 @@ from ra_guard.guard import Guard
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import ChatMessage, Messages, Sample
 
+from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG, with_tags
 from ._convert import from_chat_messages, message_text, to_chat_messages, usage_of
 from ._summary import stamp, summary_of
 from .middleware import DECISION_EVENT
@@ -234,7 +235,8 @@ class GuardedRunnable(Runnable[Any, Any]):
             base=base,
             original_input=input,
             prefix=len(messages),
-            config=config,
+            # Inside a LangGraph node, candidate tokens must not reach a ``messages`` stream.
+            config=with_tags(config, NOSTREAM_TAG, GUARD_TAG, CANDIDATE_TAG),
             text_of=self.text_of,
             sync=sync,
         )

@@ -69,6 +69,8 @@ def test_invoke_chain_with_prompt_and_parser_judges_the_formatted_prompt(stub: O
     assert len(recorder.llm_tags) == 3 and all(
         "checkout" in tags for tags in recorder.llm_tags
     )  # config passes through
+    # candidates stay out of a LangGraph ``messages`` stream (GuardedRunnable inside a graph node)
+    assert all({"nostream", "ra_guard:candidate"} <= set(tags) for tags in recorder.llm_tags)
     assert recorder.chains[0] == "GuardedRunnableSequence"
     ((name, data),) = recorder.events
     assert name == "ra_guard_decision" and Decision.model_validate(data).text == "Paris. score=5"
