@@ -87,6 +87,18 @@ async def test_a_tool_turn_is_no_error_and_its_tokens_are_counted(stub: OpenAISt
     assert summary_of(tool_message) is None
 
 
+def test_a_tool_turn_through_the_sync_api_is_no_error_either(stub: OpenAIStubServer, otel: Pipeline) -> None:
+    stub.handler = agent_handler(["Sunny, 21C. score=4"])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", tracer=otel.tracer())
+    agent = create_agent(chat_openai(stub), tools=[get_weather], middleware=[RaGuardMiddleware(guard, n=2)])
+
+    assert agent.invoke(QUESTION)["messages"][-1].content == "Sunny, 21C. score=4"
+
+    roots = _roots(otel)
+    assert len(roots) == 2 and all(r.status.status_code != StatusCode.ERROR for r in roots)
+    assert [(r.attributes or {}).get("ra_guard.decision.judge_calls") for r in roots] == [0, 1]
+
+
 def _structured_handler(answers: list[dict[str, str]]) -> Any:
     """The schema's tool call (ToolStrategy), or the schema as JSON text (ProviderStrategy), in turn."""
     turn = iter(range(10_000))
