@@ -171,8 +171,10 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     def _publish(self, request: ModelRequest[Any], decision: Decision) -> None:
         """The summary to ``stream_mode="custom"``, the whole decision to the ``on_decision`` hook."""
-        summary = DecisionSummary.of(decision).model_dump(mode="json")
-        request.runtime.stream_writer({DECISION_EVENT: summary})
+        # A request built outside a running agent (middleware tests, direct calls) has no runtime.
+        writer = getattr(request.runtime, "stream_writer", None)
+        if writer is not None:
+            writer({DECISION_EVENT: DecisionSummary.of(decision).model_dump(mode="json")})
         if self.on_decision is not None:
             self.on_decision(decision)
 

@@ -144,3 +144,23 @@ async def test_probe_first_spends_one_call_on_tool_turns(stub: OpenAIStubServer)
 
     assert final.content == "Sunny, 21C in Paris. score=5"
     assert [r.kind for r in stub.requests].count("sampler") == 4  # 1 for the tool turn, 3 for the answer
+
+
+async def test_the_middleware_runs_on_a_bare_model_request(stub: OpenAIStubServer) -> None:
+    """Outside a running agent (a request built by hand, as in a middleware unit test) there is no runtime."""
+    from langchain.agents.middleware import ModelRequest, ModelResponse
+    from langchain_core.messages import HumanMessage
+
+    stub.handler = agent_handler(["Sunny. score=4", "Warm. score=2"])
+    model = chat_openai(stub)
+
+    async def handler(request: ModelRequest[Any]) -> ModelResponse[Any]:
+        return ModelResponse(result=[await model.ainvoke(request.messages)])
+
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    request: ModelRequest[Any] = ModelRequest(model=model, messages=[HumanMessage("Weather in Paris?")])
+    response = await RaGuardMiddleware(guard, n=2).awrap_model_call(request, handler)
+
+    assert isinstance(response, ModelResponse)
+    (message,) = response.result
+    assert message.content == "Sunny. score=4" and summary_of(message) is not None
