@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain.agents.middleware import ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
+from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel
 
 from ra_guard.samplers.base import Sampler
@@ -187,8 +188,10 @@ class AgentModelSampler(Sampler):
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         responses = [o for o in outcomes if not isinstance(o, BaseException)]
         for error in errors:
-            if not isinstance(error, Exception):
-                raise error  # cancellation and interrupts are not model errors
+            # Cancellation, and LangGraph's interrupts and commands (human in the loop inside
+            # ra-guard), are not failed model calls: they go up to the agent whatever the others did.
+            if not isinstance(error, Exception) or isinstance(error, GraphBubbleUp):
+                raise error
         if not responses:
             raise errors[0]  # the model's own error, for retry and fallback middleware around this one
         if errors:

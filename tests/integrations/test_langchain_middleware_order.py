@@ -123,3 +123,29 @@ async def test_a_candidate_budget_bounds_the_calls_of_each_turn(stub: OpenAIStub
     await agent.ainvoke(QUESTION)
 
     assert [r.kind for r in stub.requests].count("sampler") == 4  # 2 turns, 2 calls each
+
+
+async def test_an_interrupt_in_one_candidate_call_reaches_the_agent(stub: OpenAIStubServer) -> None:
+    """A middleware inside ra-guard that interrupts (human in the loop) is not a failed call to drop."""
+    from langchain.agents.middleware import AgentMiddleware
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import interrupt
+
+    class AskFirst(AgentMiddleware[Any, Any, Any]):
+        calls = 0
+
+        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            AskFirst.calls += 1
+            if AskFirst.calls == 1:
+                interrupt("approve this model call?")
+            return await handler(request)
+
+    _texts(stub, "Sunny. score=4")
+    agent = create_agent(
+        chat_openai(stub), middleware=[RaGuardMiddleware(_guard(stub), n=3), AskFirst()], checkpointer=InMemorySaver()
+    )
+
+    result = await agent.ainvoke(QUESTION, {"configurable": {"thread_id": "t"}})
+
+    assert [i.value for i in result["__interrupt__"]] == ["approve this model call?"]
+    assert not [r for r in stub.requests if r.kind == "judge"]
