@@ -116,15 +116,21 @@ def _after_tool(request: RecordedRequest) -> bool:
     return request.kind == "sampler" and any(m.get("role") == "tool" for m in request.messages)
 
 
-async def test_a_failed_call_is_dropped_when_others_answer(stub: OpenAIStubServer) -> None:
+async def test_a_failed_call_is_dropped_when_others_answer(stub: OpenAIStubServer, caplog: Any) -> None:
     stub.handler = agent_handler(["Sunny. score=4"])
     stub.script(Fault.error(500, retry_after=None), when=_after_tool)
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    decisions: list[Decision] = []
 
-    final = _final(await _agent(stub, guard, n=3).ainvoke(QUESTION))
+    with caplog.at_level("WARNING", logger="ra_guard"):
+        final = _final(await _agent(stub, guard, n=3, on_decision=decisions.append).ainvoke(QUESTION))
 
     summary = summary_of(final)
     assert final.content == "Sunny. score=4" and summary is not None and summary.candidates == 2
+    # not in silence: logged, and noted on the decision
+    left_out = "1 of 3 model calls raised (OpenAIAPIError) and were left out"
+    assert left_out in decisions[-1].notes
+    assert any(left_out in record.getMessage() for record in caplog.records)
 
 
 async def test_when_every_call_fails_the_model_error_surfaces(stub: OpenAIStubServer) -> None:
