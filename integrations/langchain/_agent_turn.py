@@ -111,7 +111,9 @@ class AgentModelSampler(Sampler):
     added to the request's messages. A call that raises, or that middleware
     turned into an error message, is left out while another answers (a note on
     the decision and a WARNING say so); where all raise, the model's own error
-    is raised, as the agent would without the guard.
+    is raised, as the agent would without the guard. Where all came back as
+    error messages, the first round passes the first one on unjudged, and a
+    retry round adds no candidate (the best answer so far stands).
 
     Args:
         request: The agent's model request.
@@ -203,6 +205,8 @@ class AgentModelSampler(Sampler):
                 f"{len(responses) - len(answers)} of {len(outcomes)} model calls came back as middleware error "
                 "messages (ModelRetryMiddleware inside ra-guard) and were left out"
             )
+        if not answers and self._rounds > 1:
+            return []  # a retry round brought nothing: the best answer of the earlier rounds stands
         if not answers:
             # Every call failed and inner middleware chose to answer with an error message: pass it on.
             self.passed_through = responses[0]

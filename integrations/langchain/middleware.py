@@ -109,7 +109,8 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
       the whole decision when every candidate call fails; **inside** (listed
       after) it retries each candidate call, and a call it turns into an error
       message (``on_failure="continue"``) is left out of the judging (noted on
-      the decision); if all are, the first error message passes through unjudged.
+      the decision); if all are, the first error message passes through unjudged
+      (in a retry round: the best answer so far stands).
     - ``ModelCallLimitMiddleware`` counts agent model turns, whatever the order:
       ``run_limit=2`` allows 2 turns, that is ``2 * n`` model calls (plus the
       judge's). Bound the calls of a turn with the guard's ``Budget(max_candidates=...)``.

@@ -149,3 +149,30 @@ async def test_an_interrupt_in_one_candidate_call_reaches_the_agent(stub: OpenAI
 
     assert [i.value for i in result["__interrupt__"]] == ["approve this model call?"]
     assert not [r for r in stub.requests if r.kind == "judge"]
+
+
+async def test_a_retry_round_of_error_messages_keeps_the_best_answer_so_far(stub: OpenAIStubServer) -> None:
+    from ra_guard import RetryWithFeedback
+
+    _texts(stub, "Meh. score=2")
+    first = {"done": False}
+
+    def fail_after_the_first(request: RecordedRequest) -> bool:
+        if request.kind != "sampler":
+            return False
+        seen, first["done"] = first["done"], True
+        return seen
+
+    stub.script(Fault.error(500, retry_after=None), when=fail_after_the_first)
+    guard = Guard(
+        policies=[Policy(name="helpful", principle="Answer the question.", min_score=4)],
+        judge=f"openai-compat:{stub.base_url}",
+        strategy=RetryWithFeedback(max_attempts=2, n=1),
+    )
+    agent = create_agent(chat_openai(stub), middleware=[RaGuardMiddleware(guard), _retry(max_retries=0)])
+
+    final = (await agent.ainvoke(QUESTION))["messages"][-1]
+
+    assert final.content == "Meh. score=2"
+    summary = summary_of(final)
+    assert summary is not None and summary.attempts == 2 and not summary.passed
