@@ -111,7 +111,8 @@ class AgentModelSampler(Sampler):
     added to the request's messages. A call that raises, or that middleware
     turned into an error message, is left out while another answers (a note on
     the decision and a WARNING say so); where all raise, the model's own error
-    is raised, as the agent would without the guard. Where all came back as
+    is raised, as the agent would without the guard (in a retry round, the
+    round adds no candidate instead). Where all came back as
     error messages, the first round passes the first one on unjudged, and a
     retry round adds no candidate (the best answer so far stands).
 
@@ -194,7 +195,7 @@ class AgentModelSampler(Sampler):
             # ra-guard), are not failed model calls: they go up to the agent whatever the others did.
             if not isinstance(error, Exception) or isinstance(error, GraphBubbleUp):
                 raise error
-        if not responses:
+        if not responses and self._rounds == 1:
             raise errors[0]  # the model's own error, for retry and fallback middleware around this one
         if errors:
             kinds = ", ".join(sorted({type(e).__name__ for e in errors}))

@@ -170,3 +170,20 @@ async def test_the_middleware_runs_on_a_bare_model_request(stub: OpenAIStubServe
     assert isinstance(response, ModelResponse)
     (message,) = response.result
     assert message.content == "Sunny. score=4" and summary_of(message) is not None
+
+
+async def test_a_retry_round_that_fails_keeps_the_best_answer_so_far(stub: OpenAIStubServer) -> None:
+    stub.handler = agent_handler(["Meh, sunny. score=2"])
+    stub.script(Fault.error(500, retry_after=None), when=lambda r: _after_tool(r) and len(r.messages) > 4)
+    guard = Guard(
+        policies=[Policy(name="helpful", principle=POLICY.principle, min_score=4)],
+        judge=f"openai-compat:{stub.base_url}",
+        strategy=RetryWithFeedback(max_attempts=2, n=1),
+    )
+    decisions: list[Decision] = []
+
+    final = _final(await _agent(stub, guard, on_decision=decisions.append).ainvoke(QUESTION))
+
+    assert final.content == "Meh, sunny. score=2"
+    assert decisions[-1].attempts == 2 and not decisions[-1].passed
+    assert any("raised (OpenAIAPIError)" in note for note in decisions[-1].notes)
