@@ -9,14 +9,16 @@ the judge. The decision is then made, traced and counted like any other (the
 sampling span carries the N calls' tokens) and notes why nothing was judged;
 nothing is raised through the guard, so no trace shows an error that did not happen.
 
-Candidate calls run with LangGraph's ``nostream`` tag and the ``ra_guard:candidate``
-tag: their tokens stay out of ``stream_mode="messages"`` (LangGraph emits the
-winner when the model node returns), and ``astream_events`` consumers can drop
-them with ``exclude_tags=["ra_guard:candidate"]``.
+Candidate calls run with LangGraph's ``nostream`` tag and the ``ra_guard`` and
+``ra_guard:candidate`` tags: their tokens stay out of ``stream_mode="messages"``
+(LangGraph emits the winner when the model node returns), and ``astream_events``
+consumers can drop them with ``exclude_tags=["ra_guard"]``.
 
 Example:
-    >>> CANDIDATE_TAG, NOSTREAM_TAG
-    ('ra_guard:candidate', 'nostream')
+    >>> from langchain_core.messages import AIMessage
+    >>> call = {"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}
+    >>> calls_tools(ModelResponse(result=[AIMessage("", tool_calls=[call])]))
+    True
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from .sampler import accepts_temperature, model_name_of
 if TYPE_CHECKING:
     from ra_guard.engine import DecisionRun
 
-__all__ = ["CANDIDATE_TAG", "NOSTREAM_TAG", "AgentModelSampler", "AgentTurn", "tagged"]
+__all__ = ["AgentModelSampler", "AgentTurn", "calls_tools", "judged_text", "made_by_middleware", "tagged"]
 
 logger = logging.getLogger("ra_guard")
 
