@@ -23,7 +23,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from ra_guard import Guard
-from ra_guard.integrations.langchain import RaGuardMiddleware, decision_of
+from ra_guard.integrations.langchain import RaGuardMiddleware, summary_of
 
 
 @tool
@@ -52,9 +52,10 @@ def main(question: str) -> None:
     result = agent.invoke({"messages": [{"role": "user", "content": question}]})
     answer = result["messages"][-1]
     print(answer.content)
-    decision = decision_of(answer)
-    if decision is not None:
-        print(f"-- ra-guard: {decision.why} (passed={decision.passed}, {len(decision.candidates)} candidates)")
+    # The message carries a compact summary; the whole decision is in the traces (summary.trace_id).
+    summary = summary_of(answer)
+    if summary is not None:
+        print(f"-- ra-guard: scores {summary.scores} (passed={summary.passed}, {summary.candidates} candidates)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Needs the ``langchain`` extra (``pip install 'ra-guard[langchain]'``).
 
 - :class:`RaGuardMiddleware`: for ``create_agent(..., middleware=[...])``;
 - :class:`GuardedRunnable`: wraps any chat model or chain (``invoke``/``stream``/``batch``...);
-- :class:`ChatModelSampler`, :class:`ChatModelJudge`: any ``BaseChatModel`` as a sampler or a judge.
+- :class:`ChatModelSampler`, :class:`ChatModelJudge`: any ``BaseChatModel`` as a sampler or a judge;
+- :func:`summary_of`: the :class:`DecisionSummary` a guarded message carries.
 
 Example:
     >>> from ra_guard.integrations.langchain import GuardedRunnable, RaGuardMiddleware
@@ -22,16 +23,22 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependencyError("langchain", extra="langchain") from exc
 
+from ._calls import CANDIDATE_TAG
+from ._summary import DECISION_KEY, DecisionSummary, summary_of
 from .judge import ChatModelJudge
-from .middleware import DECISION_KEY, RaGuardMiddleware
-from .runnable import GuardedRunnable, decision_of
-from .sampler import ChatModelSampler
+from .middleware import DECISION_EVENT, RaGuardMiddleware
+from .runnable import GuardedRunnable
+from .sampler import ChatModelSampler, accepts_temperature
 
 __all__ = [
+    "CANDIDATE_TAG",
+    "DECISION_EVENT",
     "DECISION_KEY",
     "ChatModelJudge",
     "ChatModelSampler",
+    "DecisionSummary",
     "GuardedRunnable",
     "RaGuardMiddleware",
-    "decision_of",
+    "accepts_temperature",
+    "summary_of",
 ]

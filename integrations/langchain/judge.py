@@ -14,14 +14,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
+from ra_guard._threads import call_in_thread
 from ra_guard.exceptions import JudgeError
 from ra_guard.judges.chat import ChatAnswer, ChatJudge
 from ra_guard.types import ChatMessage
 
+from ._calls import GUARD_TAG, JUDGE_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
 from ._convert import from_chat_messages, usage_of
 from .sampler import model_label, model_name_of
 
@@ -38,7 +41,13 @@ class ChatModelJudge(ChatJudge):
         model: The chat model. Use a deterministic setting (``temperature=0``)
             and room for the judge's reasoning (``max_tokens`` of a few thousand,
             set on the model: its own settings apply).
-        config: A ``RunnableConfig`` for the judge calls (callbacks, tags).
+        config: A ``RunnableConfig`` for the judge calls (callbacks, tags); they
+            are tagged ``nostream`` and ``ra_guard:judge`` besides, so that the
+            judge's tokens never reach a LangGraph ``messages`` stream.
+
+    Sync callers (``guard.run``) get the model's sync ``invoke`` in a worker
+    thread, async callers its ``ainvoke``: a model's async client may be bound
+    to an event loop the caller has closed.
 
     Example:
         >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
@@ -58,7 +67,12 @@ class ChatModelJudge(ChatJudge):
 
     async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
         try:
-            reply = await self.chat_model.ainvoke(from_chat_messages(messages), self.config)
+            prompt = from_chat_messages(messages)
+            config = with_tags(self.config, NOSTREAM_TAG, GUARD_TAG, JUDGE_TAG)
+            if for_sync_caller():
+                reply = await call_in_thread(functools.partial(self.chat_model.invoke, prompt, config))
+            else:
+                reply = await self.chat_model.ainvoke(prompt, config)
         except asyncio.CancelledError:
             raise
         except JudgeError:

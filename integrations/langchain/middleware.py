@@ -2,164 +2,77 @@
 
 :class:`RaGuardMiddleware` plugs into ``create_agent(model, tools, middleware=[...])``.
 On every model call it asks the guard for a decision: the guard's strategy
-calls the model (``BestOfN``: N calls side by side; ``RetryWithFeedback``:
-one call, then again with the judge's critique while the answer falls below
-``min_score``), judges the answers against the policies, and the winning
-``AIMessage`` goes back to the agent with the decision in
-``response_metadata["ra_guard"]`` (a JSON-able dict, ``Decision.model_validate``
-reads it back).
+calls the model through the agent's own handler (``BestOfN``: N calls side by
+side; ``RetryWithFeedback``: one call, then again with the judge's critique
+while the answer falls below ``min_score``), judges the answers against the
+policies, and the winning ``AIMessage`` goes back to the agent.
 
-Turns where the model calls tools are not final answers: by default, when any
-candidate of the first round calls a tool, the first such candidate is returned
-as it is, unjudged, and the agent runs the tool. Pass ``judge_tool_calls=True``
-to judge those turns as well (tool calls are shown to the judge as text), or
-``probe_first=True`` to spend one model call, not ``n``, on tool-calling turns.
+- **Where the decision goes.** The message carries a compact summary in
+  ``response_metadata["ra_guard"]`` (winner, its scores, passed, degraded, the
+  decision and trace ids; read it with :func:`summary_of`), small enough for
+  checkpoints. The whole decision goes to the traces, the guard's audit log,
+  callback handlers (the custom event ``"ra_guard_decision"``) and the
+  ``on_decision`` hook; ``stream_mode="custom"`` receives the summary.
+- **Tool turns.** A turn where the model calls tools is not a final answer: by
+  default, when a candidate of the first round calls a tool, it goes back to the
+  agent unjudged (the decision notes it, its calls' tokens are counted, and
+  nothing is an error). ``judge_tool_calls=True`` judges those turns too;
+  ``probe_first=True`` spends one call, not ``n``, on them.
+- **Structured output.** With ``response_format=...`` (``ToolStrategy`` or
+  ``ProviderStrategy``) the structured answer is judged, as JSON.
+- **Streaming.** Candidate calls carry LangGraph's ``nostream`` tag and
+  ``ra_guard:candidate``: ``stream_mode="messages"`` shows the winner, not
+  every candidate's tokens.
 
 Example:
     >>> from langchain.agents import create_agent  # doctest: +SKIP
     >>> guard = Guard(policies=["concise", "professional-tone"], judge="vllm:http://gpu:8000/v1")  # doctest: +SKIP
     >>> agent = create_agent(model, tools=[get_weather], middleware=[RaGuardMiddleware(guard, n=4)])  # doctest: +SKIP
     >>> reply = agent.invoke({"messages": [{"role": "user", "content": "Weather in Paris?"}]})  # doctest: +SKIP
-    >>> reply["messages"][-1].response_metadata["ra_guard"]["why"]  # doctest: +SKIP
+    >>> summary_of(reply["messages"][-1]).scores  # doctest: +SKIP
+    {'concise': 5.0, 'professional-tone': 4.0}
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain.agents.middleware.types import ExtendedModelResponse
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import BaseModel
+from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
 
 from ra_guard._sync import run_sync
+from ra_guard._threads import call_in_thread
 from ra_guard.decision import Decision
 from ra_guard.guard import Guard
-from ra_guard.samplers.base import Sampler
-from ra_guard.types import ChatMessage, Messages, Sample
 
-from ._convert import from_chat_messages, message_text, to_chat_messages, usage_of
+from ._agent_turn import AgentModelSampler, AgentTurn, Call, final_message, tagged
+from ._calls import GUARD_TAG, NOSTREAM_TAG
+from ._convert import to_chat_messages
+from ._summary import DECISION_KEY, DecisionSummary, stamp, summary_of
 
-__all__ = ["DECISION_KEY", "RaGuardMiddleware"]
+__all__ = ["DECISION_EVENT", "DECISION_KEY", "RaGuardMiddleware", "summary_of"]
 
-#: Key of the decision in the chosen message's ``response_metadata``.
-DECISION_KEY = "ra_guard"
-
-_Call = Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
-
-
-class _ToolTurn(Exception):
-    """Raised by the sampler to hand a tool-calling turn back unjudged."""
-
-    def __init__(self, response: ModelResponse[Any]) -> None:
-        super().__init__("tool turn")
-        self.response = response
+#: Name of the custom event (callbacks, ``astream_events``) and of the ``stream_mode="custom"`` item.
+DECISION_EVENT = "ra_guard_decision"
 
 
-def _final_message(response: ModelResponse[Any]) -> AIMessage | None:
-    return next((m for m in response.result if isinstance(m, AIMessage)), None)
+def _has_parent_run() -> bool:
+    """Whether a LangChain run is current (custom events attach to one; a bare call has none)."""
+    return get_callback_manager_for_config(ensure_config()).parent_run_id is not None
 
 
-def _judged_text(response: ModelResponse[Any]) -> str:
-    """What the judge reads: the structured response where there is one, else the message."""
-    structured = response.structured_response
-    if isinstance(structured, BaseModel):
-        return structured.model_dump_json()
-    if structured is not None:
-        try:
-            return json.dumps(structured, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            return str(structured)
-    message = _final_message(response)
-    return message_text(message) if message is not None else ""
-
-
-class _ModelCallSampler(Sampler):
-    """Samples by running the agent's model call (the ``handler``) concurrently.
-
-    Retry-with-feedback appends critique turns to the conversation; they are
-    added to the request's messages for the retry. Calls that fail are dropped
-    while at least one succeeds. Every response is kept by id
-    so that the winner goes back to the agent whole (tool calls, metadata).
-    """
-
-    def __init__(
-        self,
-        request: ModelRequest[Any],
-        call: _Call,
-        *,
-        prefix: int,
-        pass_tool_turns: bool,
-        temperature: bool,
-        probe_first: bool,
-    ):
-        self.request = request
-        self.probe_first = probe_first
-        self.call = call
-        self.prefix = prefix
-        self.pass_tool_turns = pass_tool_turns
-        self.forward_temperature = temperature
-        self.responses: dict[str, ModelResponse[Any]] = {}
-        self.name = "langchain-agent-model"
-
-    async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
-        extra: list[ChatMessage] = list(messages[self.prefix :])
-        request = self.request
-        overrides: dict[str, Any] = {}
-        if extra:
-            overrides["messages"] = [*request.messages, *from_chat_messages(extra)]
-        if temperature is not None and self.forward_temperature:
-            overrides["model_settings"] = {**request.model_settings, "temperature": temperature}
-        if overrides:
-            request = request.override(**overrides)
-        first_round = self.pass_tool_turns and not extra
-        probed: list[ModelResponse[Any]] = []
-        if first_round and self.probe_first and n > 1:
-            probed = [await self.call(request)]
-            self._pass_tool_turn(probed)
-            n -= 1
-        outcomes = await asyncio.gather(*(self.call(request) for _ in range(n)), return_exceptions=True)
-        responses = probed + [o for o in outcomes if not isinstance(o, BaseException)]
-        if not responses:
-            # Every call failed: raise the model's own error, as the agent would without the guard
-            # (so that retry and fallback middleware around this one still see it).
-            raise next(o for o in outcomes if isinstance(o, BaseException))
-        if first_round:
-            self._pass_tool_turn(responses)
-        samples = []
-        for response in responses:
-            key = uuid.uuid4().hex
-            self.responses[key] = response
-            message = _final_message(response)
-            samples.append(
-                Sample(
-                    text=_judged_text(response),
-                    finish_reason=(message.response_metadata or {}).get("finish_reason") if message else None,
-                    usage=usage_of(message),
-                    response_id=key,
-                )
-            )
-        return samples
-
-    @staticmethod
-    def _pass_tool_turn(responses: list[ModelResponse[Any]]) -> None:
-        for response in responses:
-            message = _final_message(response)
-            if message is not None and message.tool_calls:
-                raise _ToolTurn(response)
-
-
-def with_decision(response: ModelResponse[Any], decision: Decision, *, key: str = DECISION_KEY) -> ModelResponse[Any]:
-    """``response`` with ``decision`` (as a JSON-able dict) in its AI message's ``response_metadata``."""
-    message = _final_message(response)
+def with_summary(response: ModelResponse[Any], decision: Decision, *, key: str) -> ModelResponse[Any]:
+    """``response`` with the decision's summary on its AI message's ``response_metadata``."""
+    message = final_message(response)
     if message is None:
         return response
-    metadata = {**(message.response_metadata or {}), key: decision.model_dump(mode="json")}
-    stamped = message.model_copy(update={"response_metadata": metadata})
+    stamped = stamp(message, decision, key=key)
     result: list[BaseMessage] = [stamped if m is message else m for m in response.result]
     return ModelResponse(result=result, structured_response=response.structured_response)
 
@@ -176,15 +89,31 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         judge_tool_calls: Judge turns that call tools too (default: a turn
             where a candidate calls a tool is passed through unjudged).
         forward_temperature: Send the strategy's temperature to the model as a
-            model setting, so that candidates differ.
+            model setting, so that candidates differ. Never sent to models that
+            refuse one (``o1``, ``o3-mini``, ``gpt-5``...: see
+            :func:`~ra_guard.integrations.langchain.sampler.accepts_temperature`).
         probe_first: Call the model once before the others: a turn that calls
             tools then costs one call instead of ``n``, and a final answer costs
             a second round trip (the probe, then ``n - 1`` calls side by side).
-        metadata_key: Key of the decision in ``response_metadata``.
+        metadata_key: Key of the decision summary in ``response_metadata``.
+        on_decision: Called with every whole :class:`~ra_guard.decision.Decision`
+            this middleware makes (tool turns passed through included).
 
     Both ``wrap_model_call`` (``agent.invoke``) and ``awrap_model_call``
     (``agent.ainvoke``/``astream``) are implemented; the sync one runs the
     model calls in worker threads.
+
+    Order with other middleware (the first in ``middleware=[...]`` is the outermost):
+
+    - ``ModelRetryMiddleware`` **outside** ra-guard (listed before it) retries
+      the whole decision when every candidate call fails; **inside** (listed
+      after) it retries each candidate call, and a call it turns into an error
+      message (``on_failure="continue"``) is left out of the judging (noted on
+      the decision); if all are, the first error message passes through unjudged
+      (in a retry round: the best answer so far stands).
+    - ``ModelCallLimitMiddleware`` counts agent model turns, whatever the order:
+      ``run_limit=2`` allows 2 turns, that is ``2 * n`` model calls (plus the
+      judge's). Bound the calls of a turn with the guard's ``Budget(max_candidates=...)``.
 
     Example:
         >>> from ra_guard import Guard
@@ -203,6 +132,7 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         forward_temperature: bool = True,
         probe_first: bool = False,
         metadata_key: str = DECISION_KEY,
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
         super().__init__()
         self.guard = guard
@@ -211,36 +141,62 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self.forward_temperature = forward_temperature
         self.probe_first = probe_first
         self.metadata_key = metadata_key
+        self.on_decision = on_decision
 
-    async def _decide(self, request: ModelRequest[Any], call: _Call) -> ModelResponse[Any]:
+    async def _decide(self, request: ModelRequest[Any], call: Call) -> tuple[ModelResponse[Any], Decision, bool]:
+        """The chosen response, the decision, and whether the response passed through unjudged."""
         system = [request.system_message] if request.system_message is not None else []
         messages = to_chat_messages([*system, *request.messages])
-        sampler = _ModelCallSampler(
+        sampler = AgentModelSampler(
             request,
             call,
             prefix=len(messages),
             pass_tool_turns=not self.judge_tool_calls,
-            temperature=self.forward_temperature,
+            forward_temperature=self.forward_temperature,
             probe_first=self.probe_first,
         )
-        try:
-            decision = await self.guard.arun(messages, sampler=sampler, n=self.n)
-        except _ToolTurn as turn:
-            return turn.response
+        # The guard's own strategy, wrapped for this call so that a tool turn ends before the judge.
+        # A shallow copy keeps the guard's judge, tracer and audit log; the guard reads its strategy per call.
+        guard = copy.copy(self.guard)
+        guard.strategy = AgentTurn(self.guard.strategy, sampler)
+
+        async def decide() -> Decision:
+            tagged(NOSTREAM_TAG, GUARD_TAG)  # a task of its own: judge calls made with LangChain stay unstreamed
+            return await guard.arun(messages, sampler=sampler, n=self.n)
+
+        decision = await asyncio.ensure_future(decide())
+        if sampler.passed_through is not None:
+            return sampler.passed_through, decision, True
         chosen = sampler.responses[decision.chosen.response_id or ""]
-        return with_decision(chosen, decision, key=self.metadata_key)
+        return with_summary(chosen, decision, key=self.metadata_key), decision, False
+
+    def _publish(self, request: ModelRequest[Any], decision: Decision) -> None:
+        """The summary to ``stream_mode="custom"``, the whole decision to the ``on_decision`` hook."""
+        # A request built outside a running agent (middleware tests, direct calls) has no runtime.
+        writer = getattr(request.runtime, "stream_writer", None)
+        if writer is not None:
+            writer({DECISION_EVENT: DecisionSummary.of(decision).model_dump(mode="json")})
+        if self.on_decision is not None:
+            self.on_decision(decision)
 
     def wrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
-        """Sample, judge and choose around a synchronous model call."""
+        """Sample, judge and choose around a synchronous model call (model calls in worker threads)."""
 
         async def call(req: ModelRequest[Any]) -> ModelResponse[Any]:
-            return await asyncio.to_thread(handler, req)
+            return await call_in_thread(handler, req)
 
-        return run_sync(self._decide(request, call))
+        response, decision, passed_through = run_sync(self._decide(request, call))
+        if not passed_through:
+            self._publish(request, decision)
+            if _has_parent_run():
+                dispatch_custom_event(DECISION_EVENT, decision.model_dump(mode="json"))
+        elif self.on_decision is not None:
+            self.on_decision(decision)
+        return response
 
     async def awrap_model_call(
         self,
@@ -248,4 +204,11 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
         """Sample, judge and choose around an asynchronous model call."""
-        return await self._decide(request, handler)
+        response, decision, passed_through = await self._decide(request, handler)
+        if not passed_through:
+            self._publish(request, decision)
+            if _has_parent_run():
+                await adispatch_custom_event(DECISION_EVENT, decision.model_dump(mode="json"))
+        elif self.on_decision is not None:
+            self.on_decision(decision)
+        return response

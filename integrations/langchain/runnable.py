@@ -17,10 +17,11 @@ Streaming: a guarded answer cannot be streamed before it is judged, so
 chosen answer (in word-sized chunks for text and messages, one chunk for
 other outputs). Time to first token is the time of the whole decision.
 
-The decision: a message output carries it in ``response_metadata["ra_guard"]``
-(read it with :func:`decision_of`); any output gets it with
-``with_decision=True`` (the output becomes ``{"output": ..., "decision": Decision}``);
-callbacks receive it as the custom event ``"ra_guard_decision"``.
+The decision: a message output carries its compact summary in
+``response_metadata["ra_guard"]`` (read it with :func:`summary_of`); any output
+gets the whole decision with ``with_decision=True`` (the output becomes
+``{"output": ..., "decision": Decision}``); callbacks receive the whole decision
+as the custom event ``"ra_guard_decision"``.
 
 Example:
     >>> from langchain_core.language_models import GenericFakeChatModel
@@ -64,24 +65,12 @@ from ra_guard.guard import Guard
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import ChatMessage, Messages, Sample
 
+from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG, with_tags
 from ._convert import from_chat_messages, message_text, to_chat_messages, usage_of
-from .middleware import DECISION_KEY
+from ._summary import stamp, summary_of
+from .middleware import DECISION_EVENT
 
-__all__ = ["DECISION_EVENT", "GuardedRunnable", "decision_of"]
-
-#: Name of the custom callback event that carries each decision.
-DECISION_EVENT = "ra_guard_decision"
-
-
-def decision_of(message: BaseMessage) -> Decision | None:
-    """The decision a guarded call attached to ``message``, or ``None``.
-
-    Example:
-        >>> decision_of(AIMessage("hi")) is None
-        True
-    """
-    data = (message.response_metadata or {}).get(DECISION_KEY)
-    return Decision.model_validate(data) if data is not None else None
+__all__ = ["DECISION_EVENT", "GuardedRunnable", "summary_of"]
 
 
 def default_text_of(output: Any) -> str:
@@ -195,7 +184,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         >>> model = GenericFakeChatModel(messages=iter([AIMessage("Hello there, friend!"), AIMessage("Hi.")]))
         >>> judge = FunctionJudge(lambda r: {k: 5 - len(t) / 10 for k, t in r.responses.items()})
         >>> reply = GuardedRunnable(model, Guard(policies=["concise"], judge=judge), n=2).invoke("Greet me")
-        >>> reply.content, decision_of(reply).chosen_index
+        >>> reply.content, summary_of(reply).chosen_index
         ('Hi.', 1)
     """
 
@@ -246,7 +235,8 @@ class GuardedRunnable(Runnable[Any, Any]):
             base=base,
             original_input=input,
             prefix=len(messages),
-            config=config,
+            # Inside a LangGraph node, candidate tokens must not reach a ``messages`` stream.
+            config=with_tags(config, NOSTREAM_TAG, GUARD_TAG, CANDIDATE_TAG),
             text_of=self.text_of,
             sync=sync,
         )
@@ -254,9 +244,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         return sampler.outputs[decision.chosen.response_id or ""], decision
 
     def _finish(self, output: Any, decision: Decision) -> Any:
-        if isinstance(output, BaseMessage):
-            metadata = {**(output.response_metadata or {}), DECISION_KEY: decision.model_dump(mode="json")}
-            output = output.model_copy(update={"response_metadata": metadata})
+        output = stamp(output, decision)
         if self.with_decision:
             return {"output": output, "decision": decision}
         return output

@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -19,13 +21,15 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
+from ra_guard._threads import call_in_thread
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
 
+from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG, for_sync_caller, with_tags
 from ._convert import from_chat_messages, message_text, usage_of
 
-__all__ = ["ChatModelSampler", "model_label", "model_name_of"]
+__all__ = ["ChatModelSampler", "accepts_temperature", "model_label", "model_name_of"]
 
 
 def model_name_of(model: Any) -> str | None:
@@ -38,6 +42,28 @@ def model_name_of(model: Any) -> str | None:
     """
     name = getattr(model, "model_name", None) or getattr(model, "model", None)
     return name if isinstance(name, str) and name else None
+
+
+# OpenAI's reasoning models refuse a temperature other than their default (HTTP 400): the o-series
+# (o1, o3-mini, o4-mini...) and gpt-5 (gpt-5, gpt-5-mini, gpt-5.1...), except the gpt-5 chat models.
+_NO_TEMPERATURE = re.compile(r"^(o[1-9]([.-].*)?|gpt-5(?!.*chat).*)$")
+
+
+def accepts_temperature(model_name: str | None) -> bool:
+    """Whether a model takes a sampling temperature, judged by its name.
+
+    OpenAI's reasoning models (``o1``, ``o3-mini``, ``o4-mini``, ``gpt-5``,
+    ``gpt-5-mini``...) answer HTTP 400 to any temperature but their default;
+    ``gpt-5-chat-latest`` takes one. A provider prefix (``openai/o3-mini``) is
+    ignored. Unknown names (``None`` included) are taken to accept one.
+
+    Example:
+        >>> [accepts_temperature(m) for m in ["gpt-4o-mini", "o3-mini", "openai/gpt-5", "gpt-5-chat-latest"]]
+        [True, False, False, True]
+    """
+    if not model_name:
+        return True
+    return not _NO_TEMPERATURE.match(model_name.rsplit("/", 1)[-1].lower())
 
 
 def model_label(model: Any) -> str:
@@ -66,8 +92,15 @@ class ChatModelSampler(Sampler):
         use_n: Ask for ``n`` choices in one call instead of ``n`` calls.
         forward_temperature: Pass the strategy's temperature to the model as a
             call argument (most chat models accept ``temperature``); off to keep
-            the model's own setting.
-        config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls.
+            the model's own setting. Never sent to models that refuse one
+            (``o1``, ``o3-mini``, ``gpt-5``..., see :func:`accepts_temperature`).
+        config: A ``RunnableConfig`` (callbacks, tags, metadata) for the calls;
+            they are tagged ``nostream`` and ``ra_guard:candidate`` besides, so
+            that no candidate's tokens reach a LangGraph ``messages`` stream.
+
+    Sync callers (``guard.run``) get the model's sync ``invoke`` in worker
+    threads, async callers its ``ainvoke``: a model's async client may be
+    bound to an event loop the caller has closed.
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -94,14 +127,19 @@ class ChatModelSampler(Sampler):
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         prompt = from_chat_messages(messages)
         kwargs: dict[str, Any] = {}
-        if temperature is not None and self.forward_temperature:
+        if temperature is not None and self.forward_temperature and accepts_temperature(self.model):
             kwargs["temperature"] = temperature
+        config = with_tags(self.config, NOSTREAM_TAG, GUARD_TAG, CANDIDATE_TAG)
+        sync = for_sync_caller()
         try:
             if self.use_n:
-                replies = await self._one_call(prompt, n, kwargs)
+                replies = await self._one_call(prompt, n, kwargs, config, sync=sync)
+            elif sync:
+                invoke = functools.partial(self.chat_model.invoke, prompt, config, **kwargs)
+                replies = list(await asyncio.gather(*(call_in_thread(invoke) for _ in range(n))))
             else:
                 replies = list(
-                    await asyncio.gather(*(self.chat_model.ainvoke(prompt, self.config, **kwargs) for _ in range(n)))
+                    await asyncio.gather(*(self.chat_model.ainvoke(prompt, config, **kwargs) for _ in range(n)))
                 )
         except asyncio.CancelledError:
             raise
@@ -111,16 +149,20 @@ class ChatModelSampler(Sampler):
             raise SamplerError(f"{self.name}: the chat model raised {exc!r}") from exc
         return [to_sample(reply) for reply in replies]
 
-    async def _one_call(self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> list[BaseMessage]:
-        config = self.config or {}
-        result = await self.chat_model.agenerate(
-            [prompt],
-            callbacks=config.get("callbacks"),
-            tags=config.get("tags"),
-            metadata=config.get("metadata"),
-            n=n,
+    async def _one_call(
+        self, prompt: list[BaseMessage], n: int, kwargs: dict[str, Any], config: RunnableConfig, *, sync: bool
+    ) -> list[BaseMessage]:
+        options: dict[str, Any] = {
+            "callbacks": config.get("callbacks"),
+            "tags": config.get("tags"),
+            "metadata": config.get("metadata"),
+            "n": n,
             **kwargs,
-        )
+        }
+        if sync:
+            result = await call_in_thread(functools.partial(self.chat_model.generate, [prompt], **options))
+        else:
+            result = await self.chat_model.agenerate([prompt], **options)
         replies = [g.message for g in result.generations[0] if isinstance(g, ChatGeneration)]
         if len(replies) != n:
             raise SamplerError(

@@ -11,7 +11,7 @@ from langchain_core.output_parsers import JsonOutputParser, StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from ra_guard import Decision, Guard, Policy, RetryWithFeedback
-from ra_guard.integrations.langchain import GuardedRunnable, decision_of
+from ra_guard.integrations.langchain import GuardedRunnable, summary_of
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
 
@@ -69,6 +69,8 @@ def test_invoke_chain_with_prompt_and_parser_judges_the_formatted_prompt(stub: O
     assert len(recorder.llm_tags) == 3 and all(
         "checkout" in tags for tags in recorder.llm_tags
     )  # config passes through
+    # candidates stay out of a LangGraph ``messages`` stream (GuardedRunnable inside a graph node)
+    assert all({"nostream", "ra_guard:candidate"} <= set(tags) for tags in recorder.llm_tags)
     assert recorder.chains[0] == "GuardedRunnableSequence"
     ((name, data),) = recorder.events
     assert name == "ra_guard_decision" and Decision.model_validate(data).text == "Paris. score=5"
@@ -81,8 +83,8 @@ async def test_ainvoke_chat_model_returns_message_with_decision(stub: OpenAIStub
     reply = await GuardedRunnable(chat_openai(stub), guard, n=2).ainvoke("Capital of Italy?")
 
     assert isinstance(reply, AIMessage) and reply.content == "Rome. score=5"
-    decision = decision_of(reply)
-    assert decision is not None and decision.passed
+    summary = summary_of(reply)
+    assert summary is not None and summary.passed and summary.scores == {"concise": 5.0}
     await guard.aclose()
 
 
@@ -120,7 +122,7 @@ async def test_astream_buffers_then_streams_the_chosen_answer(stub: OpenAIStubSe
     for chunk in chunks[1:]:
         whole = whole + chunk
     assert whole.content == "Lima, in Peru. score=5"
-    assert decision_of(whole) is not None
+    assert summary_of(whole) is not None
     await guard.aclose()
 
 

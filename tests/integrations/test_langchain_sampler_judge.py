@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import ra_guard.integrations.langchain as lc
@@ -20,7 +22,18 @@ MESSAGES: list[ChatMessage] = [
 
 def test_public_names() -> None:
     assert sorted(lc.__all__) == sorted(
-        ["DECISION_KEY", "ChatModelJudge", "ChatModelSampler", "GuardedRunnable", "RaGuardMiddleware", "decision_of"]
+        [
+            "CANDIDATE_TAG",
+            "DECISION_EVENT",
+            "DECISION_KEY",
+            "ChatModelJudge",
+            "ChatModelSampler",
+            "DecisionSummary",
+            "GuardedRunnable",
+            "RaGuardMiddleware",
+            "accepts_temperature",
+            "summary_of",
+        ]
     )
 
 
@@ -78,3 +91,60 @@ async def test_sampler_and_judge_together_in_a_guard(stub: OpenAIStubServer) -> 
     decision = await guard.arun(MESSAGES, sampler=ChatModelSampler(chat_openai(stub)), n=2)
 
     assert decision.text == "Paris. score=5"
+
+
+@pytest.mark.parametrize(("model", "sent"), [("o3-mini", None), ("gpt-5-mini", None), ("gpt-4o-mini", 0.7)])
+async def test_sampler_sends_no_temperature_to_reasoning_models(
+    stub: OpenAIStubServer, model: str, sent: object
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(model=model, base_url=stub.base_url, api_key="sk-test", max_retries=0)
+
+    await ChatModelSampler(chat).asample(MESSAGES, n=2, temperature=0.7)
+
+    assert [r.body.get("temperature") for r in stub.requests] == [sent, sent]
+
+
+def test_sync_callers_work_after_the_users_own_event_loop_closed(stub: OpenAIStubServer) -> None:
+    """ChatOpenAI shares one async HTTP client per process: its pooled connections die with the user's loop."""
+    import asyncio
+
+    texts = iter(["Hello.", "Paris. score=5", "Lyon. score=1", "Paris? score=3", "Nice. score=2"])
+    stub.handler = lambda r: next(texts) if r.kind == "sampler" else None
+    chat = chat_openai(stub)
+    asyncio.run(chat.ainvoke("warm-up on the user's own loop"))  # then that loop is closed
+
+    guard = Guard(policies=[Policy(name="correct", principle="Correct.")], judge=ChatModelJudge(chat_openai(stub)))
+    decision = guard.run(MESSAGES, sampler=ChatModelSampler(chat), n=2)
+    again = guard.run(MESSAGES, sampler=ChatModelSampler(chat, use_n=False), n=2)
+
+    assert decision.text == "Paris. score=5" and again.text == "Paris? score=3"
+    assert decision.judge_calls == 1 and not decision.degraded
+
+
+async def test_candidate_and_judge_calls_are_tagged_out_of_message_streams(stub: OpenAIStubServer) -> None:
+    from langchain_core.callbacks import AsyncCallbackHandler
+
+    class Tags(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.seen: list[list[str]] = []
+
+        async def on_chat_model_start(self, serialized: Any, messages: Any, *, tags: Any = None, **kw: Any) -> None:
+            self.seen.append(sorted(tags or []))
+
+    recorder = Tags()
+    config: Any = {"callbacks": [recorder], "tags": ["mine"]}
+    texts = iter(["Paris. score=5", "Lyon. score=1"])
+    stub.handler = lambda r: next(texts) if r.kind == "sampler" else None
+    guard = Guard(
+        policies=[Policy(name="correct", principle="Correct.")], judge=ChatModelJudge(chat_openai(stub), config=config)
+    )
+
+    await guard.arun(MESSAGES, sampler=ChatModelSampler(chat_openai(stub), config=config), n=2)
+
+    assert sorted(recorder.seen) == [
+        ["mine", "nostream", "ra_guard", "ra_guard:candidate"],
+        ["mine", "nostream", "ra_guard", "ra_guard:candidate"],
+        ["mine", "nostream", "ra_guard", "ra_guard:judge"],
+    ]
