@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["background_loop", "close_on_background_loop", "run_sync"]
+__all__ = ["background_loop", "close_on_background_loop", "on_background_loop", "run_sync"]
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -57,6 +57,18 @@ def background_loop() -> asyncio.AbstractEventLoop:
             _thread.start()
             _pid = os.getpid()
         return _loop
+
+
+def on_background_loop() -> bool:
+    """Whether the caller runs on the shared background loop, i.e. serves a sync caller of ra-guard.
+
+    Never starts the loop.
+
+    Example:
+        >>> on_background_loop()
+        False
+    """
+    return _thread is not None and threading.current_thread() is _thread and _pid == os.getpid()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -197,7 +197,12 @@ class Guard:
     # -- run --------------------------------------------------------------
 
     async def arun(
-        self, messages: Messages | str, *, sampler: Sampler | str | None = None, n: int | None = None
+        self,
+        messages: Messages | str,
+        *,
+        sampler: Sampler | str | None = None,
+        n: int | None = None,
+        strategy: Strategy | str | None = None,
     ) -> Decision:
         """Sample candidates for ``messages``, judge them, and return the decision.
 
@@ -205,6 +210,7 @@ class Guard:
             messages: The conversation (OpenAI-style dicts), or a string: one user message.
             sampler: Overrides the guard's sampler for this call.
             n: Overrides the strategy's number of candidates per round (an integer >= 1).
+            strategy: Overrides the guard's strategy for this call (an instance or a name).
 
         Raises:
             AllCandidatesRejected: Every candidate was vetoed (and ``on_all_rejected="raise"``).
@@ -223,11 +229,19 @@ class Guard:
         chosen_sampler = self._sampler_for(sampler)
         if chosen_sampler is None:
             raise ConfigurationError("run() needs a sampler: pass sampler=... here or to Guard(...)")
-        return await self._decide(messages, self.strategy, sampler=chosen_sampler, n=n)
+        chosen_strategy = self.strategy if strategy is None else resolve_strategy(strategy)
+        return await self._decide(messages, chosen_strategy, sampler=chosen_sampler, n=n)
 
-    def run(self, messages: Messages | str, *, sampler: Sampler | str | None = None, n: int | None = None) -> Decision:
+    def run(
+        self,
+        messages: Messages | str,
+        *,
+        sampler: Sampler | str | None = None,
+        n: int | None = None,
+        strategy: Strategy | str | None = None,
+    ) -> Decision:
         """Synchronous :meth:`arun`."""
-        return run_sync(self.arun(messages, sampler=sampler, n=n))
+        return run_sync(self.arun(messages, sampler=sampler, n=n, strategy=strategy))
 
     # -- check ------------------------------------------------------------
 

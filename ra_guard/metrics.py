@@ -65,15 +65,21 @@ _TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
 
 
 def decision_outcome(decision: Decision) -> str:
-    """The ``ra_guard.outcome`` of a finished decision: ``passed``, ``failed`` or ``rejected``.
+    """The ``ra_guard.outcome`` of a finished decision: ``passed``, ``failed``, ``rejected`` or ``unjudged``.
+
+    ``unjudged``: no judge call was made and no candidate holds a score (an
+    agent's tool-calling turn passed through, a deadline that passed before the
+    judge): the answer went out without a verdict, and pass rates must not count it.
 
     Example:
         >>> from ra_guard.decision import Candidate, Decision
         >>> decision_outcome(Decision(chosen_index=0, candidates=[Candidate(index=0, text="hi")]))
-        'passed'
+        'unjudged'
     """
     if decision.candidates and all(c.vetoed for c in decision.candidates):
         return "rejected"
+    if decision.judge_calls == 0 and not any(c.scores for c in decision.candidates):
+        return "unjudged"
     return "passed" if decision.passed else "failed"
 
 

@@ -160,3 +160,17 @@ def test_check_with_best_of_n_uses_the_strategys_n_and_temperature() -> None:
     decision = guard.check(USER, "bad", sampler=Recording(lambda m, i: ["a", "b"][i]))
     assert decision.text == "b" and len(decision.candidates) == 3
     assert temperatures == [0.3]
+
+
+def test_a_call_can_run_another_strategy_without_changing_the_guards() -> None:
+    sampler = FunctionSampler(lambda messages, i: f"answer {i}")
+    guard = Guard(
+        policies=[Policy(name="p", principle="Be brief.")],
+        judge=FunctionJudge(lambda r: {k: 4 for k in r.responses}),
+        strategy=BestOfN(n=3),
+    )
+    once = guard.run("q", sampler=sampler, strategy=RetryWithFeedback(max_attempts=2))
+    assert once.strategy == "retry_with_feedback" and len(once.candidates) == 1
+    by_name = guard.run("q", sampler=sampler, strategy="retry_with_feedback")
+    assert by_name.strategy == "retry_with_feedback"
+    assert guard.run("q", sampler=sampler).strategy == "best_of_n" and guard.strategy.name == "best_of_n"

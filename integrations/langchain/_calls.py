@@ -20,12 +20,9 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 from langchain_core.runnables import RunnableConfig
 
-from ra_guard._sync import background_loop
+from ra_guard._sync import on_background_loop
 
 __all__ = ["CANDIDATE_TAG", "GUARD_TAG", "JUDGE_TAG", "NOSTREAM_TAG", "for_sync_caller", "with_tags"]
 
@@ -48,11 +45,5 @@ def with_tags(config: RunnableConfig | None, *tags: str) -> RunnableConfig:
 
 
 def for_sync_caller() -> bool:
-    """Whether this coroutine serves a sync caller: it runs on ra-guard's shared background loop.
-
-    That loop never runs on the main thread, so async code there (the usual
-    case) answers without starting it.
-    """
-    if threading.current_thread() is threading.main_thread():
-        return False
-    return asyncio.get_running_loop() is background_loop()
+    """Whether this coroutine serves a sync caller: it runs on ra-guard's shared background loop."""
+    return on_background_loop()

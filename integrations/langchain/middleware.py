@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -156,13 +155,11 @@ class RaGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             probe_first=self.probe_first,
         )
         # The guard's own strategy, wrapped for this call so that a tool turn ends before the judge.
-        # A shallow copy keeps the guard's judge, tracer and audit log; the guard reads its strategy per call.
-        guard = copy.copy(self.guard)
-        guard.strategy = AgentTurn(self.guard.strategy, sampler)
+        strategy = AgentTurn(self.guard.strategy, sampler)
 
         async def decide() -> Decision:
             tagged(NOSTREAM_TAG, GUARD_TAG)  # a task of its own: judge calls made with LangChain stay unstreamed
-            return await guard.arun(messages, sampler=sampler, n=self.n)
+            return await self.guard.arun(messages, sampler=sampler, n=self.n, strategy=strategy)
 
         decision = await asyncio.ensure_future(decide())
         if sampler.passed_through is not None:
