@@ -53,8 +53,11 @@ def judge_over(replicas: list[ServerProcess]) -> RouterJudge:
     """A router judge over the replicas; a JSON schema keeps SmolLM2 (not a trained judge) in the verdict format."""
     masked = [f"model-{i}" for i in range(1, len(CANDIDATES) + 1)]
     schema = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": verdict_schema(masked)}}
+    # A retry waits a second (retry_after): by then the router has cooled the dead replica down, so
+    # the retry goes to the live one rather than, by the luck of the shuffle, to the dead one again.
+    # 300 s per attempt: a loaded two-core machine generates a few tokens a second.
     built = router_judge(
-        [f"{r.url}/v1" for r in replicas], model=SERVED_NAME, num_retries=3, retry_after=0, timeout=120
+        [f"{r.url}/v1" for r in replicas], model=SERVED_NAME, num_retries=6, retry_after=1, timeout=300
     )
     return RouterJudge(built.router, built.model, max_tokens=200, response_format=schema)
 
