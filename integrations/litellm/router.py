@@ -116,6 +116,12 @@ def router_judge(
             and ``max_tokens`` here replace the judge's defaults (0 and 4096).
         **router_kwargs: More ``litellm.Router`` arguments (``routing_strategy``,
             ``allowed_fails``, ``cooldown_time``...).
+
+    Example:
+        >>> judge = router_judge(["http://gpu-1:8000/v1"], model="WisdomShell/RewardAnything-8B-v1",
+        ...                      completion_kwargs={"max_tokens": 2048, "extra_body": {"top_k": 1}})
+        >>> judge.max_tokens, judge.completion_kwargs
+        (2048, {'extra_body': {'top_k': 1}})
     """
     try:
         from litellm.router import Router
