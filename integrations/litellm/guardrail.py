@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
@@ -65,6 +66,7 @@ from typing import Any, Literal
 
 from fastapi import HTTPException
 from litellm.integrations.custom_guardrail import CustomGuardrail, guardrail_entry_names
+from litellm.litellm_core_utils.core_helpers import get_or_create_metadata_bucket
 from litellm.types.guardrails import GuardrailEventHooks
 from litellm.types.utils import GuardrailStatus
 
@@ -114,11 +116,12 @@ _GROUP_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ra_guard
 
 
 def _proxy_router() -> Any:
-    """The running proxy's router, or ``None`` outside the proxy."""
-    try:
-        from litellm.proxy import proxy_server
-    except ImportError:  # pragma: no cover - the proxy extra is not installed
-        return None
+    """The running proxy's router, or ``None`` outside the proxy.
+
+    Looked up, not imported: a running proxy has loaded its server module, and
+    importing it elsewhere would pull in (and warn about) the proxy's web stack.
+    """
+    proxy_server = sys.modules.get("litellm.proxy.proxy_server")
     return getattr(proxy_server, "llm_router", None)
 
 
@@ -143,6 +146,19 @@ class _ProxyRouterJudge(Judge):
             tags = {"ra_guard_group_id": group, "ra_guard_candidate": "judge"}
             extra["metadata"] = {**tags, "spend_logs_metadata": tags}
         return await RouterJudge(router, self.model, **extra).ajudge(request)
+
+
+def _add_applied_guardrail(data: dict[str, Any], name: str | None) -> None:
+    """Name the guardrail where the proxy builds ``x-litellm-applied-guardrails`` from (the request's metadata).
+
+    The proxy's own helper does this too, but importing it outside the proxy pulls in its web stack.
+    """
+    if not name:
+        return
+    _, metadata = get_or_create_metadata_bucket(data)
+    applied = metadata.setdefault("applied_guardrails", [])
+    if name not in applied:
+        applied.append(name)
 
 
 def _policies(value: Sequence[str | Path | Policy] | str) -> list[str | Path | Policy]:
@@ -270,8 +286,6 @@ class RaGuardGuardrail(CustomGuardrail):
         self, data: dict[str, Any], summary: object, status: GuardrailStatus, started: float, *, intervened: bool
     ) -> None:
         """Log the decision the way litellm's guardrails do: standard logging payload and applied-guardrails header."""
-        from litellm.proxy.common_utils.callback_utils import add_guardrail_to_applied_guardrails_header
-
         ended = time.time()
         self.add_standard_logging_guardrail_information_to_request_data(
             guardrail_json_response=summary,
@@ -283,7 +297,7 @@ class RaGuardGuardrail(CustomGuardrail):
             guardrail_provider="ra-guard",
             event_type=GuardrailEventHooks.post_call,
         )
-        add_guardrail_to_applied_guardrails_header(request_data=data, guardrail_name=self.guardrail_name)
+        _add_applied_guardrail(data, self.guardrail_name)
         if intervened:
             logger.info("ra-guard guardrail %s intervened: %s", self.guardrail_name, summary)
 
