@@ -444,3 +444,31 @@ def test_responses_route_is_judged_and_a_failing_answer_blocked(lab: Proxy) -> N
     assert passed.status_code == 200, passed.text
     assert passed.json()["output"][0]["content"][0]["text"] == GOOD
     assert lab.count("judge") == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/messages",
+            {"model": "assistant-messages", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]},
+        ),
+        ("/v1/responses", {"model": "assistant-responses", "input": "Hi"}),
+    ],
+)
+def test_guarded_streams_on_the_other_routes(lab: Proxy, path: str, body: dict[str, Any]) -> None:
+    headers = {"Authorization": f"Bearer {lab.key}"}
+    body = {**body, "stream": True, "guardrails": ["ra-guard-streams"]}
+
+    lab.script(BAD)
+    with httpx.stream("POST", lab.base_url + path, json=body, headers=headers, timeout=60) as response:
+        blocked = response.read().decode()
+    assert "ra-guard blocked this response" in blocked
+    assert "hmm" not in blocked
+    assert lab.count("judge") == 1
+
+    lab.script(GOOD)
+    with httpx.stream("POST", lab.base_url + path, json=body, headers=headers, timeout=60) as response:
+        replayed = response.read().decode()
+    assert response.status_code == 200 and "Paris." in replayed and "blocked" not in replayed
+    assert lab.count("judge") == 1
