@@ -22,7 +22,7 @@ from typing import Any
 
 from ra_guard.decision import Candidate, Decision
 
-__all__ = ["VETOED_PLACEHOLDER", "client_view", "failed_policies", "vetoed"]
+__all__ = ["VETOED_PLACEHOLDER", "client_view", "failed_policies", "safe_why", "vetoed"]
 
 #: Stands in for a vetoed candidate's text where candidates are exposed.
 VETOED_PLACEHOLDER = "[withheld: vetoed by a policy]"
@@ -43,6 +43,32 @@ def _scores(candidate: Candidate) -> dict[str, dict[str, Any]]:
         name: {"score": score.score, "passed": score.passed, "vetoed": score.vetoed}
         for name, score in candidate.scores.items()
     }
+
+
+def _number(value: float | None) -> str:
+    return "not judged" if value is None else f"{value:g}"
+
+
+def safe_why(decision: Decision) -> str:
+    """Why the winner won, from numbers only.
+
+    ``Decision.why`` also lists the degraded reasons, which quote errors, which
+    can quote a judge's raw output and so the candidates: not for the client.
+
+    Example:
+        >>> from ra_guard.decision import Candidate, Decision, PolicyScore
+        >>> safe_why(Decision(chosen_index=0, candidates=[
+        ...     Candidate(index=0, text="Hi", source="original", scores={"polite": PolicyScore(score=4)})]))
+        'candidate 0 (original) of 1 chosen: polite 4'
+    """
+    chosen = decision.chosen
+    scores = ", ".join(f"{name} {_number(score.score)}" for name, score in chosen.scores.items())
+    why = f"candidate {decision.chosen_index} ({chosen.source}) of {len(decision.candidates)} chosen: {scores}"
+    if failed := failed_policies(chosen):
+        why += f"; fails {', '.join(failed)}"
+    if decision.degraded:
+        why += f"; degraded ({', '.join(sorted({f.kind for f in decision.fallbacks if f.kind != 'all_rejected'}))})"
+    return why
 
 
 def client_view(decision: Decision, *, expose_candidates: bool, group_id: str | None = None) -> dict[str, Any]:
@@ -73,8 +99,7 @@ def client_view(decision: Decision, *, expose_candidates: bool, group_id: str | 
         "policies": list(decision.policies),
         "failed_policies": failed_policies(chosen),
         "scores": _scores(chosen),
-        # ``why`` names candidates by index and quotes scores, never texts.
-        "why": decision.why,
+        "why": safe_why(decision),
         "attempts": decision.attempts,
         "candidates_considered": len(decision.candidates),
         "judge_calls": decision.judge_calls,

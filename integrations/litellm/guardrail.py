@@ -78,7 +78,7 @@ from ra_guard.policy import Policy
 from ra_guard.types import ChatMessage
 from ra_guard.verdict import Verdict
 
-from ._exposure import client_view, failed_policies, vetoed
+from ._exposure import client_view, failed_policies, safe_why, vetoed
 from ._routes import Answer, answer_of, conversation_of, route_of, stream_answer_of
 from ._sampler import DECISION_ATTRIBUTE, CompletionSampler, attach_decision, chosen_response
 from .router import RouterJudge
@@ -107,6 +107,14 @@ _RESAMPLE_KEYS = (
     "logit_bias",
     "user",
 )
+
+#: litellm's guardrail status for what the guardrail did with the answer.
+_STATUS: dict[str, GuardrailStatus] = {
+    "blocked": "guardrail_intervened",
+    "replaced": "guardrail_intervened",
+    "passed": "success",
+    "flagged": "guardrail_flagged",
+}
 
 #: Names of the ra-guard guardrails configured in this process (a default_on one yields to another one named).
 _RA_GUARD_NAMES: set[str] = set()
@@ -278,7 +286,7 @@ class RaGuardGuardrail(CustomGuardrail):
         failed = failed_policies(decision.chosen)
         message = (
             f"ra-guard blocked this response: it fails the policies {', '.join(failed) or '(unknown)'} "
-            f"({decision.why}). decision_id={decision.decision_id}"
+            f"({safe_why(decision)}). decision_id={decision.decision_id}"
         )
         return HTTPException(status_code=400, detail={"error": message, "ra_guard": view})
 
@@ -311,17 +319,29 @@ class RaGuardGuardrail(CustomGuardrail):
             resample = replaceable and self.on_fail == "resample"
             decision, sampler = await self._decide(data, messages, answer.text, resample=resample)
         except Exception as exc:
-            self._record(data, f"{type(exc).__name__}", "guardrail_failed_to_respond", started, intervened=False)
-            raise
+            # Fail closed, and say why only in the proxy's logs: an error's text can quote a judge's
+            # raw output, which can quote the answer being judged.
+            self._record(data, type(exc).__name__, "guardrail_failed_to_respond", started, intervened=False)
+            logger.warning("ra-guard guardrail %s could not judge a response: %r", self.guardrail_name, exc)
+            raise HTTPException(
+                status_code=500,
+                detail={"error": f"ra-guard could not judge this response ({type(exc).__name__}); see the proxy's log"},
+            ) from exc
         group = sampler.group_id if sampler is not None else None
         blocked = self._must_block(decision, replaceable=replaceable)
+        replaced = decision.chosen.source != "original"
+        action = "blocked" if blocked else "replaced" if replaced else "passed" if decision.passed else "flagged"
+        if blocked and not decision.passed and self.on_fail == "resample" and not replaceable:
+            logger.warning(
+                "ra-guard guardrail %s blocked a failing %s answer: re-sampling is done for chat completions only",
+                self.guardrail_name,
+                answer.route,
+            )
         # A blocked answer's text must not ride out in the error: never expose candidates there.
         view = client_view(decision, expose_candidates=self.expose_candidates and not blocked, group_id=group)
         logged = client_view(decision, expose_candidates=False, group_id=group)
-        replaced = decision.chosen.source != "original"
-        status: GuardrailStatus = (
-            "guardrail_intervened" if blocked or replaced else "success" if decision.passed else "guardrail_flagged"
-        )
+        view["action"] = logged["action"] = action
+        status: GuardrailStatus = _STATUS[action]
         self._record(data, logged, status, started, intervened=blocked or replaced)
         if blocked:
             raise self._blocked(decision, view)

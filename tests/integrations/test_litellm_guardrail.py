@@ -191,11 +191,66 @@ async def test_guarded_anthropic_streams_are_judged_before_any_chunk() -> None:
     data = {**DATA, "stream": True, "litellm_logging_obj": _logging_obj("anthropic_messages")}
     guarded = _guardrail(on_fail="block", guard_streams=True)
     sent: list[bytes] = []
-    with pytest.raises(HTTPException):
+
+    async def drain() -> None:
         async for chunk in guarded.async_post_call_streaming_iterator_hook(None, _anthropic_stream("No."), data):
             sent.append(chunk)
+
+    with pytest.raises(HTTPException):
+        await drain()
     assert sent == []
     replayed = [
         c async for c in guarded.async_post_call_streaming_iterator_hook(None, _anthropic_stream("Yes please"), data)
     ]
     assert len(replayed) == 4
+
+
+async def test_a_judge_error_quoting_the_answer_does_not_carry_it_out() -> None:
+    def judge_fails(request: Any) -> dict[str, float]:
+        raise RuntimeError(f"could not parse the judge's output about {list(request.responses.values())}")
+
+    closed = Policy(name="polite", principle="Be polite.", min_score=3, on_judge_error="fail_closed")
+    guardrail = RaGuardGuardrail(
+        policies=[closed], judge=FunctionJudge(judge_fails), guardrail_name="ra-guard", event_hook="post_call"
+    )
+    data: dict[str, Any] = {"model": "assistant", "messages": [{"role": "user", "content": "Help me"}]}
+
+    with pytest.raises(HTTPException) as caught:
+        await guardrail.async_post_call_success_hook(data, None, _response("No, go away."))
+
+    assert "go away" not in json.dumps(caught.value.detail)
+    assert caught.value.detail["ra_guard"]["fallback_kinds"] == ["all_rejected", "judge_error"]
+    (logged,) = data["metadata"]["standard_logging_guardrail_information"]
+    assert "go away" not in json.dumps(logged["guardrail_response"])
+
+
+async def test_resample_cannot_replace_a_responses_answer_so_it_blocks_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from litellm.types.llms.openai import ResponsesAPIResponse
+
+    answer = ResponsesAPIResponse(
+        id="resp_1",
+        created_at=0,
+        output=[
+            {
+                "type": "message",
+                "id": "m",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "No.", "annotations": []}],
+            }
+        ],
+    )
+    data: dict[str, Any] = {"model": "assistant", "input": "Help me"}
+
+    with caplog.at_level("WARNING", logger="ra_guard"), pytest.raises(HTTPException) as caught:
+        await _guardrail(on_fail="resample").async_post_call_success_hook(data, None, answer)
+
+    assert caught.value.detail["ra_guard"]["action"] == "blocked"
+    assert "re-sampling is done for chat completions only" in caplog.text
+    (logged,) = data["litellm_metadata" if "litellm_metadata" in data else "metadata"][
+        "standard_logging_guardrail_information"
+    ]
+    assert logged["guardrail_status"] == "guardrail_intervened"
+    assert data.get("metadata", data.get("litellm_metadata", {}))["applied_guardrails"] == ["ra-guard"]
