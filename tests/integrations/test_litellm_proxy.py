@@ -362,6 +362,19 @@ def _guardrail_entries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for r in records for e in (r["guardrail_information"] or []) if e.get("guardrail_name")]
 
 
+def _request_record(proxy: Proxy, decision_id: str) -> dict[str, Any]:
+    """The callback record of the request whose guardrail made ``decision_id`` (late records of others ignored)."""
+
+    def mine(record: dict[str, Any]) -> bool:
+        entries = record["guardrail_information"] or []
+        return any((e.get("guardrail_response") or {}).get("decision_id") == decision_id for e in entries)
+
+    records = proxy.callbacks(until=lambda records: any(mine(r) for r in records))
+    found = [r for r in records if mine(r)]
+    assert len(found) == 1, records
+    return found[0]
+
+
 def test_decision_reaches_the_standard_logging_payload(lab: Proxy) -> None:
     lab.script(BAD, GOOD, MEH, OKAY, MEH)
 
@@ -369,9 +382,8 @@ def test_decision_reaches_the_standard_logging_payload(lab: Proxy) -> None:
 
     assert response.status_code == 200, response.text
     decision_id = response.json()["ra_guard"]["decision_id"]
-    records = lab.callbacks(until=lambda records: bool(_guardrail_entries(records)))
-    entries = _guardrail_entries(records)
-    assert [e["guardrail_name"] for e in entries] == ["ra-guard"], records
+    entries = _guardrail_entries([_request_record(lab, decision_id)])
+    assert [e["guardrail_name"] for e in entries] == ["ra-guard"]
     entry = entries[0]
     assert entry["guardrail_provider"] == "ra-guard"
     assert entry["guardrail_status"] == "guardrail_intervened"  # a re-sampled answer replaced the original
@@ -386,9 +398,9 @@ def test_a_block_is_logged_as_an_intervention(lab: Proxy) -> None:
     response = _chat(lab, "Capital?", guardrails=["ra-guard-strict"])
 
     assert response.status_code == 400
-    records = lab.callbacks(until=lambda records: bool(_guardrail_entries(records)))
-    entries = _guardrail_entries(records)
-    assert [e["guardrail_name"] for e in entries] == ["ra-guard-strict"]
+    decision_id = response.json()["error"]["message"].rsplit("decision_id=", 1)[1][:32]
+    entries = _guardrail_entries([_request_record(lab, decision_id)])
+    assert [e["guardrail_name"] for e in entries] == ["ra-guard-strict"]  # the default_on ra-guard did not run
     assert entries[0]["guardrail_status"] == "guardrail_intervened"
     assert entries[0]["guardrail_response"]["passed"] is False
 
