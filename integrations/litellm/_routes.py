@@ -141,8 +141,9 @@ def conversation_of(route: Route, data: Mapping[str, Any]) -> list[ChatMessage]:
     return [*_system(data.get("instructions")), *_responses_input(data.get("input"))]
 
 
-def _anthropic_events(chunk: bytes | str) -> list[dict[str, Any]]:
-    text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
+def _anthropic_events(chunks: Sequence[Any]) -> list[dict[str, Any]]:
+    # Joined first: a server-sent event may be split across chunks.
+    text = "".join(c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in chunks)
     events: list[dict[str, Any]] = []
     for line in text.splitlines():
         if line.startswith("data:"):
@@ -158,16 +159,13 @@ def _anthropic_events(chunk: bytes | str) -> list[dict[str, Any]]:
 def _anthropic_stream_answer(chunks: Sequence[Any]) -> Answer:
     parts: list[str] = []
     calls = False
-    for chunk in chunks:
-        for event in _anthropic_events(chunk):
-            delta = event.get("delta") or {}
-            if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
-                parts.append(str(delta.get("text") or ""))
-            elif (
-                event.get("type") == "content_block_start"
-                and (event.get("content_block") or {}).get("type") == "tool_use"
-            ):
-                calls = True
+    for event in _anthropic_events(chunks):
+        delta = event.get("delta") or {}
+        block = event.get("content_block") or {}
+        if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+            parts.append(str(delta.get("text") or ""))
+        elif event.get("type") == "content_block_start" and block.get("type") == "tool_use":
+            calls = True
     return Answer("messages", "".join(parts), calls)
 
 

@@ -254,3 +254,16 @@ async def test_resample_cannot_replace_a_responses_answer_so_it_blocks_and_says_
     ]
     assert logged["guardrail_status"] == "guardrail_intervened"
     assert data.get("metadata", data.get("litellm_metadata", {}))["applied_guardrails"] == ["ra-guard"]
+
+
+async def test_an_anthropic_stream_split_mid_event_is_read_whole() -> None:
+    whole = b"".join([chunk async for chunk in _anthropic_stream("Yes please")])
+
+    async def in_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(whole), 7):  # every event split across chunks
+            yield whole[start : start + 7]
+
+    data = {**DATA, "stream": True, "litellm_logging_obj": _logging_obj("anthropic_messages")}
+    guarded = _guardrail(on_fail="block", guard_streams=True)
+    replayed = [c async for c in guarded.async_post_call_streaming_iterator_hook(None, in_pieces(), data)]
+    assert b"".join(replayed) == whole
