@@ -1,7 +1,9 @@
 """litellm integration: guarded completions, a judge behind a ``Router``, a proxy guardrail.
 
 Needs the ``litellm`` extra (``pip install 'ra-guard[litellm]'``); the proxy
-guardrail runs inside ``litellm[proxy]``.
+guardrail runs inside the litellm proxy, whose server dependencies come with
+``pip install 'ra-guard[litellm-proxy]'`` (litellm's own ``litellm[proxy]``
+extra pins a ``litellm-proxy`` release missing from PyPI for recent litellm).
 
 - :func:`guarded_completion` / :func:`guarded_acompletion`: best-of-N ``completion`` returning a ``ModelResponse``;
 - :class:`RouterJudge`, :func:`router_judge`: RewardAnything on several endpoints, load balanced with failover;

@@ -79,6 +79,14 @@ class CompletionSampler(Sampler):
         use_n: Ask for ``n`` choices in one call (providers that support ``n``).
         name: The sampler's name in traces.
         sync: ``completion`` is a synchronous function.
+        group_id: Id shared by every call of this sampler (default: a new uuid).
+
+    Every call carries litellm ``metadata`` naming its group and its place in
+    it, so that litellm callbacks (Langfuse, spend logs, a ``CustomLogger``)
+    can put the calls of one decision together: ``ra_guard_group_id``,
+    ``ra_guard_candidate`` (1, 2... in call order; the decision's candidates
+    keep theirs in ``response_id``, ``<group>-<call>-<choice>``), also copied
+    into ``spend_logs_metadata`` (which reaches ``standard_logging_object``).
     """
 
     def __init__(
@@ -89,8 +97,11 @@ class CompletionSampler(Sampler):
         use_n: bool = False,
         name: str = "",
         sync: bool = False,
+        group_id: str | None = None,
     ) -> None:
         self.completion = completion
+        self.group_id = group_id or uuid.uuid4().hex
+        self._calls = 0
         self.sync = sync
         self.kwargs = dict(kwargs)
         self.prefix = len(self.kwargs.get("messages") or [])
@@ -98,16 +109,22 @@ class CompletionSampler(Sampler):
         self.name = name or f"litellm:{self.kwargs.get('model', '?')}"
         self.responses: dict[str, tuple[Any, int]] = {}
 
-    async def _call(self, extra: list[ChatMessage], n: int | None, temperature: float | None) -> Any:
+    async def _call(self, extra: list[ChatMessage], n: int | None, temperature: float | None) -> tuple[int, Any]:
         kwargs = dict(self.kwargs)
         kwargs["messages"] = [*kwargs.get("messages", []), *(dict(m) for m in extra)]
         if temperature is not None:
             kwargs.setdefault("temperature", temperature)
         if n is not None:
             kwargs["n"] = n
+        self._calls += 1
+        call = self._calls
+        tags = {"ra_guard_group_id": self.group_id, "ra_guard_candidate": call}
+        metadata = dict(kwargs.get("metadata") or {})
+        spend = dict(metadata.get("spend_logs_metadata") or {})
+        kwargs["metadata"] = {**metadata, **tags, "spend_logs_metadata": {**spend, **tags}}
         if self.sync:
-            return await asyncio.to_thread(self.completion, **kwargs)
-        return await self.completion(**kwargs)
+            return call, await asyncio.to_thread(self.completion, **kwargs)
+        return call, await self.completion(**kwargs)
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         return [sample async for sample in self._samples(messages, n, temperature, in_order=True)]
@@ -132,24 +149,24 @@ class CompletionSampler(Sampler):
         try:
             for next_done in calls if in_order else asyncio.as_completed(calls):
                 try:
-                    response = await next_done
+                    call, response = await next_done
                 except Exception as exc:  # some calls may fail; the guard chooses among those that answered
                     errors.append(exc)
                     continue
                 answered += 1
-                for sample in self._keep(response):
+                for sample in self._keep(call, response):
                     yield sample
         finally:
-            for call in calls:
-                call.cancel()
+            for pending in calls:
+                pending.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
         if not answered:
             raise SamplerError(f"{self.name}: every completion failed: {errors[0]!r}") from errors[0]
 
-    def _keep(self, response: Any) -> list[Sample]:
+    def _keep(self, call: int, response: Any) -> list[Sample]:
         samples: list[Sample] = []
         for index, choice in enumerate(response.choices):
-            key = uuid.uuid4().hex
+            key = f"{self.group_id}-{call}-{index}"
             self.responses[key] = (response, index)
             samples.append(
                 Sample(

@@ -87,8 +87,13 @@ async def _guarded(guard: Guard, *, n: int | None, use_n: bool, router: Any, syn
         import litellm
 
         router = litellm
-    call = router.completion if sync else router.acompletion
-    sampler = CompletionSampler(call, kwargs, use_n=use_n, sync=sync)
+    # Sync callers too get litellm's acompletion, on ra-guard's one background loop: litellm builds
+    # one async client per loop and keeps it. Its sync completion, called from n worker threads,
+    # raced to build n clients for a cold cache and kept one, leaving the others' sockets unclosed.
+    # A caller's own client (a sync one, for the sync entry point) is used as given.
+    threaded = sync and kwargs.get("client") is not None
+    call = router.completion if threaded else router.acompletion
+    sampler = CompletionSampler(call, kwargs, use_n=use_n, sync=threaded)
     decision = await guard.arun(to_chat_messages(messages), sampler=sampler, n=n)
     return chosen_response(sampler, decision)
 
@@ -101,5 +106,11 @@ def guarded_completion(
     router: Any | None = None,
     **litellm_kwargs: Any,
 ) -> Any:
-    """Synchronous :func:`guarded_acompletion`: litellm's sync ``completion`` is called, in worker threads."""
+    """Synchronous :func:`guarded_acompletion`, on ra-guard's one background event loop.
+
+    litellm's ``acompletion`` is called there (litellm keeps one client per
+    loop, so repeated calls reuse its connections). Where you pass a
+    ``client=`` of your own (a sync ``openai.OpenAI``), litellm's sync
+    ``completion`` is called with it instead, in worker threads.
+    """
     return run_sync(_guarded(guard, n=n, use_n=use_n, router=router, sync=True, kwargs=litellm_kwargs))

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ra_guard._http import openai_explanation
@@ -96,6 +96,7 @@ def router_judge(
     num_retries: int = 3,
     allowed_fails: int = 0,
     timeout: float = 60.0,
+    completion_kwargs: Mapping[str, Any] | None = None,
     **router_kwargs: Any,
 ) -> RouterJudge:
     """A :class:`RouterJudge` over OpenAI-compatible ``endpoints`` all serving ``model``.
@@ -110,8 +111,17 @@ def router_judge(
             cooled down; ``0`` takes a failing endpoint out of rotation at once, so
             that retries land on a live one.
         timeout: Seconds per attempt.
+        completion_kwargs: Arguments for every judge call's ``router.acompletion``
+            (``max_tokens``, ``response_format``, ``extra_body``...); ``temperature``
+            and ``max_tokens`` here replace the judge's defaults (0 and 4096).
         **router_kwargs: More ``litellm.Router`` arguments (``routing_strategy``,
             ``allowed_fails``, ``cooldown_time``...).
+
+    Example:
+        >>> judge = router_judge(["http://gpu-1:8000/v1"], model="WisdomShell/RewardAnything-8B-v1",
+        ...                      completion_kwargs={"max_tokens": 2048, "extra_body": {"top_k": 1}})
+        >>> judge.max_tokens, judge.completion_kwargs
+        (2048, {'extra_body': {'top_k': 1}})
     """
     try:
         from litellm.router import Router
@@ -127,4 +137,4 @@ def router_judge(
     router = Router(
         model_list=model_list, num_retries=num_retries, allowed_fails=allowed_fails, timeout=timeout, **router_kwargs
     )
-    return RouterJudge(router, group)
+    return RouterJudge(router, group, **dict(completion_kwargs or {}))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import sys
+import uuid
+import warnings
 from typing import Any
 
 import litellm
 import openai
 import pytest
+from litellm.integrations.custom_logger import CustomLogger
 
 from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, SamplerError
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
@@ -130,3 +136,89 @@ async def test_a_hung_completion_does_not_lose_the_others(stub: OpenAIStubServer
     assert sorted(c.text for c in decision.candidates) == ["Nice. score=2", "Paris. score=5"]
     assert response.choices[0].message.content == "Paris. score=5"
     assert decision.degraded and decision.fallbacks[0].kind == "deadline"
+
+
+class _Recorder(CustomLogger):
+    """A litellm callback keeping the metadata of every successful call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        slo = kwargs.get("standard_logging_object") or {}
+        self.calls.append(
+            {
+                "metadata": dict((kwargs.get("litellm_params") or {}).get("metadata") or {}),
+                "spend_logs_metadata": (slo.get("metadata") or {}).get("spend_logs_metadata"),
+            }
+        )
+
+
+async def test_callbacks_can_group_the_candidates_of_one_decision(
+    stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
+    recorder = _Recorder()
+    monkeypatch.setattr(litellm, "callbacks", [recorder])
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        first = await guarded_acompletion(guard, n=3, metadata={"app": "faq"}, **_kwargs(stub, client))
+        second = await guarded_acompletion(guard, n=2, **_kwargs(stub, client))
+    await guard.aclose()
+    for _ in range(100):  # litellm runs success callbacks in the background
+        if len(recorder.calls) == 5:
+            break
+        await asyncio.sleep(0.02)
+
+    decisions: list[Decision] = [r._hidden_params["ra_guard_decision"] for r in (first, second)]
+    groups = {c.response_id.split("-")[0] for d in decisions for c in d.candidates if c.response_id}
+    assert len(groups) == 2  # each decision's candidates share one group id, distinct per decision
+    by_group: dict[str, list[int]] = {}
+    for call in recorder.calls:
+        metadata = call["metadata"]
+        by_group.setdefault(metadata["ra_guard_group_id"], []).append(metadata["ra_guard_candidate"])
+        assert call["spend_logs_metadata"]["ra_guard_group_id"] == metadata["ra_guard_group_id"]
+    assert sorted(sorted(v) for v in by_group.values()) == [[1, 2], [1, 2, 3]]
+    assert set(by_group) == groups
+    assert all(
+        c["metadata"]["app"] == "faq" for c in recorder.calls if len(by_group[c["metadata"]["ra_guard_group_id"]]) == 3
+    )
+
+
+def _unclosed_after_collection() -> list[str]:
+    """Collect garbage now; the ``ResourceWarning: unclosed ...`` messages it raises."""
+    found: list[str] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, ResourceWarning):
+            found.append(str(unraisable.exc_value))
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    return found
+
+
+def test_sync_first_call_leaves_no_connection_unclosed(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    # A key of its own: litellm's client cache is cold for it, as on a program's first call.
+    kwargs = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": f"sk-{uuid.uuid4().hex}"}
+    _unclosed_after_collection()
+
+    for _ in range(2):
+        response = guarded_completion(guard, n=4, messages=MESSAGES, **kwargs)
+        assert response.choices[0].message.content == "Paris. score=5"
+    guard.close()
+
+    assert _unclosed_after_collection() == []
+    assert len([r for r in stub.requests if r.kind == "sampler"]) == 8

@@ -67,3 +67,20 @@ async def test_router_errors_keep_the_server_explanation(stub: OpenAIStubServer)
     with pytest.raises(JudgeError, match="HTTP 400") as caught:
         await judge.ajudge(REQUEST)
     assert pinned in str(caught.value)
+
+
+async def test_router_judge_passes_completion_kwargs_on_every_call(stub: OpenAIStubServer) -> None:
+    schema = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": {"type": "object"}}}
+    judge = router_judge(
+        [stub.base_url],
+        model="ra-stub",
+        completion_kwargs={"max_tokens": 2048, "response_format": schema, "extra_body": {"top_k": 1}},
+    )
+
+    verdicts = [await judge.ajudge(REQUEST) for _ in range(2)]
+
+    assert all(v.scores == {"a": 2.0, "b": 5.0} for v in verdicts)
+    bodies = [r.body for r in stub.requests if r.kind == "judge"]
+    assert len(bodies) == 2
+    assert all(b["max_tokens"] == 2048 and b["response_format"] == schema and b["top_k"] == 1 for b in bodies)
+    assert all(b["temperature"] == 0.0 for b in bodies)  # the judge's own default stays
