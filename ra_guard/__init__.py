@@ -36,6 +36,7 @@ from ra_guard.guard import Budget, Guard
 from ra_guard.judges import Judge, JudgeRequest, resolve_judge
 from ra_guard.policy import Policy, PolicyKind, list_policies, load_policy, policy_json_schema
 from ra_guard.samplers import FunctionSampler, Sampler, resolve_sampler
+from ra_guard.shadow import ShadowGuard
 from ra_guard.strategies import BestOfN, RetryWithFeedback, Strategy
 from ra_guard.types import ChatMessage, Sample, Usage
 from ra_guard.verdict import Verdict
@@ -76,6 +77,7 @@ __all__ = [
     "Sampler",
     "SamplerError",
     "SamplerOutOfMemoryError",
+    "ShadowGuard",
     "Strategy",
     "UnknownBackendError",
     "Usage",

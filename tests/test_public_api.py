@@ -38,6 +38,7 @@ EXPECTED = {
     "Sampler",
     "SamplerError",
     "SamplerOutOfMemoryError",
+    "ShadowGuard",
     "Strategy",
     "UnknownBackendError",
     "Usage",
