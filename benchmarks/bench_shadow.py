@@ -125,8 +125,9 @@ def main() -> None:
         s_med, s_p99, s_mean = summary(checked)
         share = (s_mean - b_mean) / (args.interval_ms * 1e3 + b_mean)  # added time over a whole request's
         print(
-            f"{threads:>7} | {b_med:>8.2f} /{b_p99:>8.2f} /{b_mean:>8.2f} | {s_med:>6.2f} /{s_p99:>7.2f} /{s_mean:>7.2f} | "
-            f"{s_med - b_med:>14.2f} | {s_mean / b_mean:>11.1f}x | {share:>9.2%} | {shadow.completed:>7} | {shadow.dropped:>7}"
+            f"{threads:>7} | {b_med:>8.2f} /{b_p99:>8.2f} /{b_mean:>8.2f} | "
+            f"{s_med:>6.2f} /{s_p99:>7.2f} /{s_mean:>7.2f} | {s_med - b_med:>14.2f} | "
+            f"{s_mean / b_mean:>11.1f}x | {share:>9.2%} | {shadow.completed:>7} | {shadow.dropped:>7}"
         )
 
 
