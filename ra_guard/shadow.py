@@ -143,6 +143,7 @@ class ShadowGuard:
         self.failed = 0
         self._dropped_closed = 0
         self._warned_closed = False
+        self._close_deadline: float | None = None  # set by close(): when waiting for checks ends
         self._lock = threading.Lock()
         # The worker thread takes a slot before handing a check to the loop: when every slot is busy it
         # waits, so the queue (bounded) fills and overflows instead of the loop's task list growing.
@@ -211,7 +212,8 @@ class ShadowGuard:
         copied = list(messages) if isinstance(messages, list) else messages
         job = _Job(copied, output, sampler, n, self.mode, contextvars.copy_context())
         if self._worker.put(job):
-            self.submitted += 1
+            with self._lock:
+                self.submitted += 1
         return output
 
     async def acheck(
@@ -239,7 +241,13 @@ class ShadowGuard:
 
     def _start(self, job: _Job) -> None:
         """On the worker thread: wait for a slot, then start the shadow decision on the background loop."""
-        self._slots.acquire()
+        while not self._slots.acquire(timeout=0.05):
+            deadline = self._close_deadline
+            if deadline is not None and time.monotonic() >= deadline:
+                # Closing, and the running decisions hold every slot past close_timeout_s: give this one up.
+                with self._lock:
+                    self._dropped_closed += 1
+                return
         try:
             loop = background_loop()
             # The task is created inside the caller's captured context (its current span is the parent).
@@ -308,7 +316,8 @@ class ShadowGuard:
 
     def _finish_running(self) -> None:
         """After the worker stopped: wait for running decisions, cancel what outlives ``close_timeout_s``."""
-        if self._wait_running(self.close_timeout_s):
+        deadline = self._close_deadline
+        if self._wait_running(None if deadline is None else max(0.0, deadline - time.monotonic())):
             return
         with self._lock:
             left = list(self._running)
@@ -317,7 +326,8 @@ class ShadowGuard:
         with self._lock:
             self._dropped_closed += len(left)
         _logger.warning(
-            "shadow guard %r: %d shadow check(s) still running after %ss were cancelled; counted in .dropped",
+            "shadow guard %r: %d shadow check(s) still running after %ss were cancelled; counted in .dropped "
+            "with those still queued",
             self.guard.name,
             len(left),
             self.close_timeout_s,
@@ -328,6 +338,8 @@ class ShadowGuard:
 
         Checks after ``close`` are dropped (counted, logged once). The guard itself stays open.
         """
+        if self._close_deadline is None and self.close_timeout_s is not None:
+            self._close_deadline = time.monotonic() + self.close_timeout_s
         self._worker.close()
 
     async def aclose(self) -> None:

@@ -245,6 +245,17 @@ def test_close_gives_up_on_a_judge_that_outlives_close_timeout(gate: Gate, caplo
     assert any("were cancelled" in r.getMessage() for r in caplog.records)
 
 
+def test_close_does_not_hang_on_checks_queued_behind_a_stuck_judge(gate: Gate) -> None:
+    guard = Guard(policies=[BRIEF], judge=FunctionJudge(gate))
+    shadow = ShadowGuard(guard, max_concurrency=1, close_timeout_s=0.3)
+    for i in range(3):
+        shadow.check(USER, f"answer {i}")
+    gate.wait_entered()
+    shadow.close()  # one running, one held by the worker for a slot, one queued: all given up
+    assert shadow.submitted == 3 and shadow.dropped == 3 and shadow.completed == 0
+    assert gate.calls == 1
+
+
 def test_acheck_returns_at_once_inside_an_event_loop(gate: Gate) -> None:
     guard = Guard(policies=[BRIEF], judge=FunctionJudge(gate))
 
