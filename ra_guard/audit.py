@@ -452,6 +452,7 @@ def decisions_with_text(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]
 
     Raises:
         AuditTextMissingError: A record has no texts; names the file and the option to set.
+        ConfigurationError: There is no log at ``path`` (nor rotated files of it).
 
     Example:
         >>> import tempfile, pathlib
@@ -462,6 +463,9 @@ def decisions_with_text(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]
         ...
         ra_guard.audit.AuditTextMissingError: ...a.jsonl: decision d1 has no candidate texts or prompt; ...
     """
+    base = Path(path)
+    if not base.exists() and not _rotated(base):
+        raise ConfigurationError(f"{base}: no such audit log (give the path passed to AuditLog)")
     for record in read_audit_log(path):
         candidates = record.get("candidates")
         has_text = (

@@ -164,3 +164,9 @@ def test_cli_refuses_a_log_without_texts(tmp_path: Path, capsys: pytest.CaptureF
     assert status == 2
     error = capsys.readouterr().err
     assert str(log) in error and "include_text=True" in error
+
+
+def test_cli_names_a_log_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.jsonl"
+    assert main(["replay", str(missing), "--judge", "openai-compat:http://127.0.0.1:9/v1"]) == 2
+    assert f"{missing}: no such audit log" in capsys.readouterr().err
