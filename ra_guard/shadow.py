@@ -248,11 +248,13 @@ class ShadowGuard:
                 with self._lock:
                     self._dropped_closed += 1
                 return
+        decide = self._decide(job)
         try:
             loop = background_loop()
             # The task is created inside the caller's captured context (its current span is the parent).
-            future = job.context.run(asyncio.run_coroutine_threadsafe, self._decide(job), loop)
+            future = job.context.run(asyncio.run_coroutine_threadsafe, decide, loop)
         except BaseException:
+            decide.close()  # never started: not left for the collector to warn about
             self._slots.release()
             raise
         with self._lock:
@@ -267,10 +269,19 @@ class ShadowGuard:
 
     async def _decide(self, job: _Job) -> None:
         guard = self.guard
+        owned: Sampler | None = None  # built here from a spec string: closed here
         try:
-            sampler = resolve_sampler(job.sampler) if job.sampler is not None else guard.sampler
+            sampler: Sampler | None
+            if isinstance(job.sampler, str):
+                sampler = owned = resolve_sampler(job.sampler)
+            else:
+                sampler = job.sampler if job.sampler is not None else guard.sampler
             strategy = Check(job.output, then=guard.strategy, mode=job.mode)  # type: ignore[arg-type]  # checked
-            decision = await guard._decide(job.messages, strategy, sampler=sampler, n=checked_n(job.n), shadow=True)
+            try:
+                decision = await guard._decide(job.messages, strategy, sampler=sampler, n=checked_n(job.n), shadow=True)
+            finally:
+                if owned is not None:
+                    await owned.aclose()
         except AllCandidatesRejected as exc:
             decision = exc.decision  # recorded as rejected by the guard: a shadow outcome like any other
         except Exception as exc:
