@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from ra_guard.audit import AuditLog
+from ra_guard.audit import AuditLog, AuditTextMissingError
 from ra_guard.decision import Candidate, Decision, Fallback, PolicyScore
 from ra_guard.exceptions import (
     AllCandidatesRejected,
@@ -34,8 +34,11 @@ from ra_guard.exceptions import (
 )
 from ra_guard.guard import Budget, Guard
 from ra_guard.judges import Judge, JudgeRequest, resolve_judge
+from ra_guard.pairs import audit_log_pairs, decision_pairs
 from ra_guard.policy import Policy, PolicyKind, list_policies, load_policy, policy_json_schema
+from ra_guard.replay import ReplayReport, areplay, replay
 from ra_guard.samplers import FunctionSampler, Sampler, resolve_sampler
+from ra_guard.shadow import ShadowGuard
 from ra_guard.strategies import BestOfN, RetryWithFeedback, Strategy
 from ra_guard.types import ChatMessage, Sample, Usage
 from ra_guard.verdict import Verdict
@@ -45,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AllCandidatesRejected",
     "AuditLog",
+    "AuditTextMissingError",
     "BestOfN",
     "Budget",
     "Candidate",
@@ -70,20 +74,26 @@ __all__ = [
     "PolicyKind",
     "PolicyScore",
     "RaGuardError",
+    "ReplayReport",
     "RetryWithFeedback",
     "RuntimeFailure",
     "Sample",
     "Sampler",
     "SamplerError",
     "SamplerOutOfMemoryError",
+    "ShadowGuard",
     "Strategy",
     "UnknownBackendError",
     "Usage",
     "Verdict",
     "__version__",
+    "areplay",
+    "audit_log_pairs",
+    "decision_pairs",
     "list_policies",
     "load_policy",
     "policy_json_schema",
+    "replay",
     "resolve_judge",
     "resolve_sampler",
 ]

@@ -23,9 +23,13 @@ What is guaranteed, and what is not:
 
 A record holds ids, the trace id, each policy's name and content hash, each
 candidate's scores (not its text: a sha256 of it), the chosen index, fallbacks,
-vetoes, usage and timings. Free-form strings pass
-:func:`~ra_guard._redact.redact_secrets`. Candidate texts are included only
-with ``include_text=True``.
+vetoes, usage, timings and ``shadow`` (a :class:`~ra_guard.shadow.ShadowGuard`'s
+decision: judged, never served). Free-form strings pass
+:func:`~ra_guard._redact.redact_secrets`. Candidate texts and the judge's
+prompt are included only with ``include_text=True``; replay
+(:mod:`ra_guard.replay`) and preference pairs (:mod:`ra_guard.pairs`) need them
+and read them with :func:`decisions_with_text`, which refuses a log without them
+(:class:`AuditTextMissingError`).
 
 Overflow: the queue holds ``max_queue`` decisions. ``on_overflow="block"``
 (default) makes :meth:`AuditLog.record` wait for room, so no record is ever
@@ -78,7 +82,14 @@ if TYPE_CHECKING:
     from ra_guard.decision import Decision
     from ra_guard.policy import Policy
 
-__all__ = ["AUDIT_SCHEMA_VERSION", "AuditLog", "AuditRecords", "read_audit_log"]
+__all__ = [
+    "AUDIT_SCHEMA_VERSION",
+    "AuditLog",
+    "AuditRecords",
+    "AuditTextMissingError",
+    "decisions_with_text",
+    "read_audit_log",
+]
 
 #: The ``schema`` field of every record; bumped when fields change meaning.
 AUDIT_SCHEMA_VERSION = 1
@@ -95,6 +106,7 @@ class _Pending:
     guard: str
     policies: tuple[tuple[str, str], ...]
     recorded_at: float
+    prompt: str | None = None
 
 
 def _sha256(text: str) -> str:
@@ -173,7 +185,9 @@ class AuditLog:
 
     # -- request path -----------------------------------------------------
 
-    def record(self, decision: Decision, *, guard: str, policies: Sequence[Policy] = ()) -> bool:
+    def record(
+        self, decision: Decision, *, guard: str, policies: Sequence[Policy] = (), prompt: str | None = None
+    ) -> bool:
         """Queue one decision for writing; returns ``False`` if it was dropped.
 
         Only a reference is queued: the record is built and serialized on the
@@ -183,6 +197,8 @@ class AuditLog:
             decision: The finished decision (``err.decision`` for rejected ones).
             guard: The guard's name.
             policies: The guard's policies, for their content hashes.
+            prompt: The judge's prompt (the conversation as the judge read it); written
+                only with ``include_text=True``, for replay and preference pairs.
 
         Raises:
             RuntimeError: The log is closed.
@@ -194,6 +210,7 @@ class AuditLog:
             guard=guard,
             policies=tuple((p.name, p.content_hash) for p in policies),
             recorded_at=time.time(),
+            prompt=prompt,
         )
         return self._worker.put(pending)
 
@@ -278,12 +295,13 @@ class AuditLog:
             candidates.append(entry)
         hashes = dict(pending.policies)
         finished = datetime.fromtimestamp(pending.recorded_at, tz=timezone.utc)
-        return {
+        record: dict[str, Any] = {
             "schema": AUDIT_SCHEMA_VERSION,
             "decision_id": decision.decision_id,
             "trace_id": decision.trace_id,
             "guard": redact_capped(pending.guard, _MAX_MESSAGE),
             "strategy": decision.strategy,
+            "shadow": decision.shadow,
             "outcome": decision_outcome(decision),
             "passed": decision.passed,
             "chosen_index": decision.chosen_index,
@@ -313,6 +331,9 @@ class AuditLog:
                 "finished_at": finished.isoformat(timespec="microseconds"),
             },
         }
+        if self.include_text:
+            record["prompt"] = redact_secrets(pending.prompt) if pending.prompt is not None else None
+        return record
 
 
 def _rotated(path: Path) -> list[Path]:
@@ -396,3 +417,62 @@ def read_audit_log(path: str | os.PathLike[str]) -> AuditRecords:
         []
     """
     return AuditRecords(path)
+
+
+class AuditTextMissingError(ConfigurationError):
+    """An audit log was asked for texts it does not hold: it was written without ``include_text=True``.
+
+    Attributes:
+        file: The log's path.
+        decision_id: The first record found without its texts.
+
+    Example:
+        >>> str(AuditTextMissingError("a.jsonl", "d1"))  # doctest: +ELLIPSIS
+        'a.jsonl: decision d1 has no candidate texts or prompt; ... AuditLog(path, include_text=True) ...'
+    """
+
+    def __init__(self, file: str, decision_id: str) -> None:
+        self.file = file
+        self.decision_id = decision_id
+        super().__init__(
+            f"{file}: decision {decision_id} has no candidate texts or prompt; replay and preference pairs "
+            "need them: record decisions with AuditLog(path, include_text=True) (texts are redacted of secrets)"
+        )
+
+
+def decisions_with_text(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The records of an audit log that carry their texts, in order; refuses a log written without them.
+
+    Every record must hold its ``prompt`` and each candidate's ``text``
+    (``AuditLog(include_text=True)``); the first one that does not raises.
+    Torn lines are skipped as by :func:`read_audit_log`.
+
+    Args:
+        path: The log's path.
+
+    Raises:
+        AuditTextMissingError: A record has no texts; names the file and the option to set.
+        ConfigurationError: There is no log at ``path`` (nor rotated files of it).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+        >>> _ = path.write_text('{"decision_id": "d1", "candidates": [{"index": 0}]}\\n')
+        >>> next(decisions_with_text(path))
+        Traceback (most recent call last):
+        ...
+        ra_guard.audit.AuditTextMissingError: ...a.jsonl: decision d1 has no candidate texts or prompt; ...
+    """
+    base = Path(path)
+    if not base.exists() and not _rotated(base):
+        raise ConfigurationError(f"{base}: no such audit log (give the path passed to AuditLog)")
+    for record in read_audit_log(path):
+        candidates = record.get("candidates")
+        has_text = (
+            isinstance(record.get("prompt"), str)
+            and isinstance(candidates, list)
+            and all(isinstance(c, dict) and isinstance(c.get("text"), str) for c in candidates)
+        )
+        if not has_text:
+            raise AuditTextMissingError(str(path), str(record.get("decision_id", "?")))
+        yield record

@@ -153,6 +153,8 @@ class Decision(BaseModel):
         judge_calls: Judge calls made.
         latency_s: Wall time of the decision, seconds.
         trace_id: The OpenTelemetry trace id (hex), where a trace was recorded.
+        shadow: Whether a :class:`~ra_guard.shadow.ShadowGuard` made it: judged and
+            recorded only, never served (the caller kept its own output).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -174,6 +176,7 @@ class Decision(BaseModel):
     judge_calls: int = 0
     latency_s: float = 0.0
     trace_id: str | None = None
+    shadow: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property

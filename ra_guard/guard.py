@@ -164,14 +164,20 @@ class Guard:
         )
 
     async def _decide(
-        self, messages: object, strategy: Strategy, *, sampler: Sampler | None, n: int | None
+        self, messages: object, strategy: Strategy, *, sampler: Sampler | None, n: int | None, shadow: bool = False
     ) -> Decision:
-        """One decision: check the conversation, let ``strategy`` drive a run, freeze it, trace and audit it."""
+        """One decision: check the conversation, let ``strategy`` drive a run, freeze it, trace and audit it.
+
+        ``shadow`` (from :class:`~ra_guard.shadow.ShadowGuard`) marks the decision, its root span
+        (``ra_guard.shadow``) and its audit record as judged only, never served.
+        """
         started = time.perf_counter()
         checked = conversation(messages)
         policies = [p.name for p in self.policies]
         name = strategy.name
         with self.tracer.decision(guard=self.name, strategy=name, policies=policies, messages=checked.messages) as span:
+            if shadow:
+                span.set_attribute("ra_guard.shadow", True)
             run = DecisionRun(
                 self._settings(),
                 checked.messages,
@@ -184,15 +190,19 @@ class Guard:
             try:
                 decision = run.finish(strategy=name, started=started, trace_id=DecisionTracer.trace_id_of(span))
             except AllCandidatesRejected as exc:
-                self._finish_span(span, exc.decision)
+                if shadow:
+                    exc.decision = exc.decision.model_copy(update={"shadow": True})
+                self._finish_span(span, exc.decision, checked.prompt)
                 raise
-            self._finish_span(span, decision)
+            if shadow:
+                decision = decision.model_copy(update={"shadow": True})
+            self._finish_span(span, decision, checked.prompt)
             return decision
 
-    def _finish_span(self, span: Span, decision: Decision) -> None:
+    def _finish_span(self, span: Span, decision: Decision, prompt: str) -> None:
         self.tracer.finish_decision(span, decision)
         if self.audit_log is not None:
-            self.audit_log.record(decision, guard=self.name, policies=self.policies)
+            self.audit_log.record(decision, guard=self.name, policies=self.policies, prompt=prompt)
 
     # -- run --------------------------------------------------------------
 
