@@ -24,6 +24,7 @@ QUICK = {
     "bench_guard.py": ["--repeats", "3", "--cpu-iterations", "1000", "--http-iterations", "100"],
     "bench_local.py": ["--threads", "1", "--requests", "4", "--batch-sizes", "4", "--repeats", "1", "--decisions", "0"],
     "bench_position.py": ["--threads", "1", "--requests", "1", "--ks", "1", "4"],
+    "bench_shadow.py": ["--calls", "300"],
 }
 
 #: The configurations published in docs/benchmarks.md (SmolLM2 runs: about 10 minutes each on 2 loaded cores).
@@ -33,6 +34,7 @@ FULL = {
     "bench_position.py": ["--threads", "1", "--requests", "3", "--ks", "1", "2", "4"],
     # Starts vLLM's CPU server (tests/support/vllm_server.py) on 127.0.0.1 and stops it at the end.
     "bench_vllm.py": ["--threads", "1", "--requests", "16", "--repeats", "3"],
+    "bench_shadow.py": [],
 }
 
 

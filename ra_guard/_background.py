@@ -74,6 +74,8 @@ class BackgroundWorker(Generic[T]):
             close), e.g. to ``fsync`` a batch of writes.
         on_close: Called once, after the thread stopped (close a file or client).
         poll_s: How often :meth:`flush` looks at the queue.
+        overflow_hint: What the overflow warning suggests (default: waiting with
+            ``on_overflow='block'``; a worker that only drops says what else helps).
         exit_timeout_s: At interpreter exit without :meth:`close`, wait at most
             this long for the queue (``None``: until all is handled); what is
             left is logged and counted in :attr:`dropped`.
@@ -91,6 +93,7 @@ class BackgroundWorker(Generic[T]):
         on_idle: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
         poll_s: float = 0.002,
+        overflow_hint: str = "on_overflow='block' waits instead",
         exit_timeout_s: float | None = None,
     ) -> None:
         self.what = what
@@ -102,6 +105,7 @@ class BackgroundWorker(Generic[T]):
         self._on_close = on_close
         self._poll_s = poll_s
         self._exit_timeout_s = exit_timeout_s
+        self._overflow_hint = overflow_hint
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._warned_drop = False
@@ -134,11 +138,11 @@ class BackgroundWorker(Generic[T]):
                 self._warned_drop = True
             if warn:
                 _logger.warning(
-                    "%s is full (%d queued): dropping %s until it drains; each is counted in .dropped "
-                    "(on_overflow='block' waits instead)",
+                    "%s is full (%d queued): dropping %s until it drains; each is counted in .dropped (%s)",
                     self.what,
                     self._queue.maxsize,
                     self.items,
+                    self._overflow_hint,
                 )
             return False
         return True

@@ -10,7 +10,8 @@ runtime failures (a judge or a model misbehaved)::
     │   ├── PolicyError               a policy file is wrong (file, field, allowed)
     │   ├── UnknownBackendError       a judge/sampler string names nothing known
     │   ├── MissingDependencyError    an optional extra is not installed
-    │   └── LocalModelError           a local model can't be used (files, architecture, template)
+    │   ├── LocalModelError           a local model can't be used (files, architecture, template)
+    │   └── AuditTextMissingError     an audit log kept no texts to replay (ra_guard.audit)
     └── RuntimeFailure                something failed while deciding
         ├── JudgeError                a judge call failed (transport, status, ...)
         │   ├── JudgeTimeoutError     it did not answer in time

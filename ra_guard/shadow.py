@@ -157,6 +157,7 @@ class ShadowGuard:
             items="shadow checks",
             max_queue=max_queue,
             on_overflow="drop",
+            overflow_hint="raise max_queue or max_concurrency, or speed up the judge",
             on_close=self._finish_running,
             exit_timeout_s=close_timeout_s,
         )
