@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span
@@ -27,7 +28,19 @@ from ra_guard.types import Usage
 if TYPE_CHECKING:
     from ra_guard.decision import Decision
 
-__all__ = ["MAX_MESSAGE", "CallState", "DecisionListener", "DecisionSpans", "DecisionState", "record_retry"]
+__all__ = [
+    "MAX_MESSAGE",
+    "CallState",
+    "CallTarget",
+    "DecisionListener",
+    "DecisionSpans",
+    "DecisionState",
+    "known_target",
+    "record_retry",
+    "record_target",
+    "litellm_target",
+    "server_of",
+]
 
 #: Characters kept of an exception message on a span (capped, then redacted).
 MAX_MESSAGE = 4096
@@ -59,6 +72,25 @@ class DecisionListener(Protocol):
         """Take note of a finished decision."""
 
 
+@dataclass(frozen=True)
+class CallTarget:
+    """What a backend calls, in the GenAI conventions' terms (see :func:`record_target`).
+
+    Attributes:
+        provider: ``gen_ai.provider.name``: a well-known value of the conventions
+            (``openai``, ``anthropic``, ``aws.bedrock``...) or the backend's own.
+        model: ``gen_ai.request.model``: the model name the request is sent with
+            (no routing prefix), where known.
+        server_address: ``server.address``: the host called, for remote backends.
+        server_port: ``server.port``: its port.
+    """
+
+    provider: str
+    model: str | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+
+
 @dataclass
 class CallState:
     """One sampling or judge call while it runs (per task, through a context variable)."""
@@ -66,6 +98,8 @@ class CallState:
     error_type: str | None = None
     usage: Usage | None = None
     retries: int = 0
+    # What the backend said it called (record_target), for the span's and metrics' attributes.
+    target: CallTarget | None = None
 
 
 @dataclass
@@ -95,6 +129,143 @@ SILENT_CALL: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 
 decision_state: ContextVar[DecisionState | None] = ContextVar("ra_guard_decision", default=None)
 call_state: ContextVar[CallState | None] = ContextVar("ra_guard_call", default=None)
+
+
+# Backend name -> the target it last reported: spans of later calls get the provider, model and
+# server at creation (the conventions ask for them then). Bounded: names are few, but not fixed.
+_TARGETS: dict[str, CallTarget] = {}
+_MAX_TARGETS = 512
+
+
+def record_target(
+    backend: str,
+    *,
+    provider: str,
+    model: str | None = None,
+    server_address: str | None = None,
+    server_port: int | None = None,
+) -> None:
+    """Say, from a judge or sampler backend, which provider, model and server it calls.
+
+    Inside a traced call, the call's span and metrics carry it
+    (``gen_ai.provider.name``, ``gen_ai.request.model``, ``server.address``,
+    ``server.port``); spans of later calls by the backend named ``backend`` get
+    it at creation. A backend calls it when it is built and when it learns its
+    model (a judge that asks the server's ``/v1/models``). A backend that never
+    calls it is traced with ``gen_ai.provider.name="unknown"`` and its name for a model.
+
+    Args:
+        backend: The backend's ``name``, as the guard passes it to the tracer.
+        provider: ``gen_ai.provider.name`` (a well-known value of the conventions where one applies).
+        model: The model the request names, without a routing prefix (``gpt-4o-mini``, not ``openai/gpt-4o-mini``).
+        server_address: The host called, for remote backends.
+        server_port: Its port.
+
+    Example:
+        >>> record_target("my-backend", provider="openai", model="gpt-4o-mini", server_address="api.openai.com",
+        ...               server_port=443)
+        >>> known_target("my-backend").model
+        'gpt-4o-mini'
+    """
+    target = CallTarget(provider=provider, model=model, server_address=server_address, server_port=server_port)
+    if _TARGETS.get(backend) != target:
+        _TARGETS.pop(backend, None)
+        if len(_TARGETS) >= _MAX_TARGETS:
+            del _TARGETS[next(iter(_TARGETS))]  # the oldest name
+        _TARGETS[backend] = target
+    call = call_state.get()
+    if call is not None:
+        call.target = target
+
+
+def server_of(url: str | None) -> tuple[str | None, int | None]:
+    """``server.address`` and ``server.port`` of a URL (the scheme's port where it names none).
+
+    Example:
+        >>> server_of("http://gpu-1:8000/v1"), server_of("https://api.openai.com/v1"), server_of(None)
+        (('gpu-1', 8000), ('api.openai.com', 443), (None, None))
+    """
+    if not url:
+        return None, None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a malformed port: no server attributes rather than a failed call
+        return None, None
+    if not parts.hostname:
+        return None, None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.hostname, port
+
+
+# litellm's provider names -> the GenAI conventions' well-known gen_ai.provider.name values.
+# Servers of the OpenAI chat API (vLLM...) are the "openai" flavour; others keep litellm's name.
+_LITELLM_PROVIDERS = {
+    "openai": "openai",
+    "text-completion-openai": "openai",
+    "hosted_vllm": "openai",
+    "azure": "azure.ai.openai",
+    "azure_text": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "anthropic": "anthropic",
+    "bedrock": "aws.bedrock",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertex_ai_beta": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "mistral": "mistral_ai",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "xai": "x_ai",
+    "perplexity": "perplexity",
+    "watsonx": "ibm.watsonx.ai",
+    "watsonx_text": "ibm.watsonx.ai",
+    "moonshot": "moonshot_ai",
+}
+
+
+def litellm_target(litellm: Any, model: str, options: dict[str, Any]) -> CallTarget:
+    """The provider, model (routing prefix removed) and server of a litellm model string.
+
+    Args:
+        litellm: The imported ``litellm`` module (ra-guard imports it lazily).
+        model: The model string (``openai/<served-name>``, ``gpt-4o-mini``, ``anthropic/claude-...``).
+        options: The call's keyword arguments (``api_base`` or ``base_url`` give the server).
+
+    Example:
+        >>> import litellm
+        >>> litellm_target(litellm, "openai/ra-8b", {"api_base": "http://gpu-1:8000/v1"})
+        CallTarget(provider='openai', model='ra-8b', server_address='gpu-1', server_port=8000)
+    """
+    prefix, _, rest = model.partition("/")
+    provider: str | None
+    if rest and prefix in set(getattr(litellm, "provider_list", ())):
+        provider, name = prefix, rest
+    else:
+        # No routing prefix: litellm finds the provider from its model list (gpt-4o-mini -> openai).
+        known = getattr(litellm, "model_cost", {}).get(model)
+        provider = known.get("litellm_provider") if isinstance(known, dict) else None
+        name = model
+    api_base = options.get("api_base") or options.get("base_url")
+    address, port = server_of(api_base if isinstance(api_base, str) else None)
+    return CallTarget(
+        provider=_LITELLM_PROVIDERS.get(str(provider), str(provider or "unknown")),
+        model=name,
+        server_address=address,
+        server_port=port,
+    )
+
+
+def known_target(backend: str) -> CallTarget | None:
+    """The target the backend named ``backend`` last reported with :func:`record_target`, if any.
+
+    Example:
+        >>> known_target("a backend that never reported") is None
+        True
+    """
+    return _TARGETS.get(backend)
 
 
 def record_retry(error: BaseException | None = None, *, attempt: int | None = None) -> None:

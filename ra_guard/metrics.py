@@ -97,6 +97,22 @@ def degraded_fallbacks(decision: Decision) -> list[Fallback]:
     return [fallback for fallback in decision.fallbacks if fallback.kind != "all_rejected"]
 
 
+def _call_attributes(
+    model: str, provider: str, server_address: str | None, server_port: int | None
+) -> dict[str, str | int]:
+    """The GenAI conventions' attributes of one model call, shared by its duration and token records."""
+    attributes: dict[str, str | int] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+    }
+    if server_address:
+        attributes["server.address"] = server_address
+        if server_port is not None:
+            attributes["server.port"] = server_port
+    return attributes
+
+
 class DecisionMetrics:
     """The instruments of ra-guard, created once per meter provider.
 
@@ -163,15 +179,24 @@ class DecisionMetrics:
         )
 
     def record_sampling_call(
-        self, *, model: str, duration_s: float, usage: Usage | None = None, error_type: str | None = None
+        self,
+        *,
+        model: str,
+        duration_s: float,
+        usage: Usage | None = None,
+        error_type: str | None = None,
+        provider: str = "unknown",
+        server_address: str | None = None,
+        server_port: int | None = None,
     ) -> None:
         """One sampling call: its duration, and its tokens where it succeeded."""
         attributes: dict[str, str] = {"gen_ai.request.model": model}
         if error_type:
             attributes["error.type"] = error_type
         self._sampling_duration.record(duration_s, attributes)
+        call = _call_attributes(model, provider, server_address, server_port)
         if usage is not None:
-            self._record_tokens(model, "sampling", usage)
+            self._record_tokens(call, "sampling", usage)
 
     def record_judge_call(
         self,
@@ -182,6 +207,9 @@ class DecisionMetrics:
         usage: Usage | None = None,
         error_type: str | None = None,
         retries: int = 0,
+        provider: str = "unknown",
+        server_address: str | None = None,
+        server_port: int | None = None,
     ) -> None:
         """One judge call: duration, retries, and tokens where it succeeded."""
         attributes: dict[str, str] = {"gen_ai.request.model": model, "ra_guard.policy": policy}
@@ -190,21 +218,14 @@ class DecisionMetrics:
         self._judge_duration.record(duration_s, attributes)
         if retries:
             self._judge_retries.add(retries, {"gen_ai.request.model": model})
+        call = _call_attributes(model, provider, server_address, server_port)
         if usage is not None:
-            self._record_tokens(model, "judge", usage)
+            self._record_tokens(call, "judge", usage)
 
-    def _record_tokens(self, model: str, call: str, usage: Usage) -> None:
+    def _record_tokens(self, call: dict[str, str | int], kind: str, usage: Usage) -> None:
         for token_type, count in (("input", usage.prompt_tokens), ("output", usage.completion_tokens)):
             if count:
-                self._tokens.record(
-                    count,
-                    {
-                        "gen_ai.operation.name": "chat",
-                        "gen_ai.request.model": model,
-                        "gen_ai.token.type": token_type,
-                        "ra_guard.call": call,
-                    },
-                )
+                self._tokens.record(count, {**call, "gen_ai.token.type": token_type, "ra_guard.call": kind})
 
     @property
     def recording(self) -> bool:
