@@ -39,6 +39,7 @@ __all__ = [
     "record_retry",
     "record_target",
     "litellm_target",
+    "provider_named",
     "server_of",
 ]
 
@@ -226,6 +227,28 @@ _LITELLM_PROVIDERS = {
 }
 
 
+# LangChain's ``ls_provider`` names that differ from litellm's.
+_LANGCHAIN_PROVIDERS = {
+    "google_vertexai": "gcp.vertex_ai",
+    "google_genai": "gcp.gemini",
+    "mistralai": "mistral_ai",
+    "amazon_bedrock": "aws.bedrock",
+    "azure_openai": "azure.ai.openai",
+}
+
+
+def provider_named(name: str | None) -> str:
+    """The conventions' ``gen_ai.provider.name`` for a client library's provider name (litellm's, LangChain's).
+
+    Example:
+        >>> provider_named("bedrock"), provider_named("google_genai"), provider_named("ollama"), provider_named(None)
+        ('aws.bedrock', 'gcp.gemini', 'ollama', 'unknown')
+    """
+    if not name:
+        return "unknown"
+    return _LITELLM_PROVIDERS.get(name) or _LANGCHAIN_PROVIDERS.get(name) or name
+
+
 def litellm_target(litellm: Any, model: str, options: dict[str, Any]) -> CallTarget:
     """The provider, model (routing prefix removed) and server of a litellm model string.
 
@@ -251,7 +274,7 @@ def litellm_target(litellm: Any, model: str, options: dict[str, Any]) -> CallTar
     api_base = options.get("api_base") or options.get("base_url")
     address, port = server_of(api_base if isinstance(api_base, str) else None)
     return CallTarget(
-        provider=_LITELLM_PROVIDERS.get(str(provider), str(provider or "unknown")),
+        provider=provider_named(provider),
         model=name,
         server_address=address,
         server_port=port,
