@@ -512,8 +512,10 @@ class DecisionTracer:
             span.set_attribute("gen_ai.response.model", redact_name(verdict.model))
         span.set_attribute("ra_guard.judge.mode", verdict.mode)
         span.set_attribute("ra_guard.judge.ranking", list(verdict.ranking))
-        for name, score in verdict.scores.items():
-            span.set_attribute(f"ra_guard.score.{name}", score)
+        # Fixed keys (a key per candidate would make every call's attribute set different):
+        # two arrays in one order, the candidates' names and their scores.
+        span.set_attribute("ra_guard.judge.score_names", list(verdict.scores))
+        span.set_attribute("ra_guard.judge.scores", [float(score) for score in verdict.scores.values()])
         if verdict.repairs:
             span.set_attribute("ra_guard.judge.repairs", [redact_capped(r, MAX_MESSAGE) for r in verdict.repairs])
         if self.capture_content:

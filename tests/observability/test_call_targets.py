@@ -101,3 +101,16 @@ def test_a_backend_that_does_not_say_is_traced_as_unknown(otel: Pipeline) -> Non
     for span in calls:
         assert (span.attributes or {})["gen_ai.provider.name"] == "unknown"
         assert "server.address" not in (span.attributes or {})
+
+
+def test_judge_span_attribute_keys_are_the_same_whatever_the_candidates(otel: Pipeline) -> None:
+    guard = Guard(policies=POLICIES[:1], judge=length_judge(), tracer=otel.tracer())
+    guard.rerank("Say hi", ["hi", "hello"])
+    guard.rerank("Say hi", ["a", "bb", "ccc"])
+    first, second = [s for s in otel.spans if (s.attributes or {}).get("openinference.span.kind") == "EVALUATOR"]
+    assert set(first.attributes or {}) == set(second.attributes or {})
+    attributes = dict(second.attributes or {})
+    scores = dict(zip(attributes["ra_guard.judge.score_names"], attributes["ra_guard.judge.scores"], strict=True))  # type: ignore[call-overload]
+    assert len(scores) == 3
+    assert all(isinstance(score, float) for score in scores.values())
+    assert scores[attributes["ra_guard.judge.ranking"][0]] == max(scores.values())  # type: ignore[index]
