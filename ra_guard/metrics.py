@@ -4,23 +4,28 @@
 feeds them, so a guard records metrics wherever it records spans. With no
 ``MeterProvider`` configured every instrument is a no-op.
 
-=================================  =========  =================  ==========================================
-Instrument                         Kind       Unit               Attributes
-=================================  =========  =================  ==========================================
-``ra_guard.decisions``             counter    ``{decision}``     ``ra_guard.outcome``, ``ra_guard.strategy``,
-                                                                 ``gen_ai.workflow.name``, ``error.type``,
-                                                                 ``ra_guard.degraded`` (bool)
-``ra_guard.decision.duration``     histogram  ``s``              as ``ra_guard.decisions``
-``ra_guard.sampling.duration``     histogram  ``s``              ``gen_ai.request.model``, ``error.type``
-``ra_guard.judge.duration``        histogram  ``s``              ``gen_ai.request.model``, ``ra_guard.policy``,
-                                                                 ``error.type``
-``ra_guard.judge.retries``         counter    ``{retry}``        ``gen_ai.request.model``
-``ra_guard.score``                 histogram  ``1`` (1–5)        ``ra_guard.policy``, ``ra_guard.candidate.source``
-``ra_guard.fallbacks``             counter    ``{fallback}``     ``ra_guard.fallback.kind``, ``ra_guard.policy``
-``ra_guard.vetoes``                counter    ``{candidate}``    ``ra_guard.policy``
-``gen_ai.client.token.usage``      histogram  ``{token}``        ``gen_ai.operation.name``, ``gen_ai.request.model``,
-                                                                 ``gen_ai.token.type``, ``ra_guard.call``
-=================================  =========  =================  ==========================================
+=====================================  =========  =================  ==========================================
+Instrument                             Kind       Unit               Attributes
+=====================================  =========  =================  ==========================================
+``ra_guard.decisions``                 counter    ``{decision}``     ``ra_guard.outcome``, ``ra_guard.strategy``,
+                                                                     ``gen_ai.workflow.name``, ``error.type``,
+                                                                     ``ra_guard.degraded`` (bool)
+``ra_guard.decision.duration``         histogram  ``s``              as ``ra_guard.decisions``
+``ra_guard.sampling.duration``         histogram  ``s``              ``gen_ai.request.model``, ``error.type``
+``ra_guard.judge.duration``            histogram  ``s``              ``gen_ai.request.model``, ``ra_guard.policy``,
+                                                                     ``error.type``
+``ra_guard.judge.retries``             counter    ``{retry}``        ``gen_ai.request.model``
+``ra_guard.score``                     histogram  ``1`` (1–5)        ``ra_guard.policy``, ``ra_guard.candidate.source``
+``ra_guard.fallbacks``                 counter    ``{fallback}``     ``ra_guard.fallback.kind``, ``ra_guard.policy``
+``ra_guard.vetoes``                    counter    ``{candidate}``    ``ra_guard.policy``
+``gen_ai.client.token.usage``          histogram  ``{token}``        ``gen_ai.operation.name``, ``gen_ai.provider.name``,
+                                                                     ``gen_ai.request.model``, ``server.address``,
+                                                                     ``server.port``, ``gen_ai.token.type``,
+                                                                     ``ra_guard.call``
+``gen_ai.client.operation.duration``   histogram  ``s``              ``gen_ai.operation.name``, ``gen_ai.provider.name``,
+                                                                     ``gen_ai.request.model``, ``server.address``,
+                                                                     ``server.port``, ``error.type``
+=====================================  =========  =================  ==========================================
 
 Outcomes (``ra_guard.outcome``): ``passed`` (the winner meets every policy),
 ``failed`` (a winner, below some ``min_score``), ``rejected`` (every candidate
@@ -171,6 +176,14 @@ class DecisionMetrics:
         self._vetoes = meter.create_counter(
             "ra_guard.vetoes", unit="{candidate}", description="Candidates vetoed, by policy."
         )
+        # The GenAI conventions' required client metric, for dashboards built on them; ra-guard's own
+        # duration histograms above add the policy and keep sampling and judging apart.
+        self._operation_duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
         self._tokens = meter.create_histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
@@ -195,6 +208,7 @@ class DecisionMetrics:
             attributes["error.type"] = error_type
         self._sampling_duration.record(duration_s, attributes)
         call = _call_attributes(model, provider, server_address, server_port)
+        self._record_operation(call, duration_s, error_type)
         if usage is not None:
             self._record_tokens(call, "sampling", usage)
 
@@ -219,8 +233,12 @@ class DecisionMetrics:
         if retries:
             self._judge_retries.add(retries, {"gen_ai.request.model": model})
         call = _call_attributes(model, provider, server_address, server_port)
+        self._record_operation(call, duration_s, error_type)
         if usage is not None:
             self._record_tokens(call, "judge", usage)
+
+    def _record_operation(self, call: dict[str, str | int], duration_s: float, error_type: str | None) -> None:
+        self._operation_duration.record(duration_s, {**call, "error.type": error_type} if error_type else call)
 
     def _record_tokens(self, call: dict[str, str | int], kind: str, usage: Usage) -> None:
         for token_type, count in (("input", usage.prompt_tokens), ("output", usage.completion_tokens)):

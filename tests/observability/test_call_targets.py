@@ -114,3 +114,56 @@ def test_judge_span_attribute_keys_are_the_same_whatever_the_candidates(otel: Pi
     assert len(scores) == 3
     assert all(isinstance(score, float) for score in scores.values())
     assert scores[attributes["ra_guard.judge.ranking"][0]] == max(scores.values())  # type: ignore[index]
+
+
+def test_operation_duration_follows_the_conventions(otel: Pipeline, openai_server: OpenAIStubServer) -> None:
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint
+
+    judge = OpenAICompatJudge(openai_server.base_url, max_retries=0)
+    guard = Guard(
+        policies=POLICIES[:1],
+        judge=judge,
+        sampler=texts_sampler("a", "bb"),
+        strategy=BestOfN(n=2),
+        tracer=otel.tracer(),
+    )
+    guard.run([{"role": "user", "content": "hi"}])
+    points = otel.metrics()["gen_ai.client.operation.duration"]
+    by_provider = {a["gen_ai.provider.name"]: (a, p) for a, p in points}
+    assert set(by_provider) == {"openai", "unknown"}  # the judge, the function sampler
+    judged, point = by_provider["openai"]
+    assert judged == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "ra-stub",
+        "server.address": "127.0.0.1",
+        "server.port": openai_server.port,
+    }
+    assert isinstance(point, HistogramDataPoint) and point.count == 1 and 0 < point.sum < 10
+    assert list(point.explicit_bounds) == [
+        0.01,
+        0.02,
+        0.04,
+        0.08,
+        0.16,
+        0.32,
+        0.64,
+        1.28,
+        2.56,
+        5.12,
+        10.24,
+        20.48,
+        40.96,
+        81.92,
+    ]
+
+
+def test_a_failed_call_has_error_type_in_operation_duration(otel: Pipeline, openai_server: OpenAIStubServer) -> None:
+    from tests.support.openai_server import Fault
+
+    openai_server.handler = lambda request: Fault.error(500)  # every judge request fails
+    judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub", max_retries=0)
+    guard = Guard(policies=POLICIES[:1], judge=judge, tracer=otel.tracer())
+    guard.rerank("Say hi", ["hi", "hello"])
+    (attributes,) = [a for a, _ in otel.metrics()["gen_ai.client.operation.duration"]]
+    assert attributes["error.type"] == "JudgeError"
