@@ -18,11 +18,13 @@ Instrument                             Kind       Unit               Attributes
 ``ra_guard.score``                     histogram  ``1`` (1–5)        ``ra_guard.policy``, ``ra_guard.candidate.source``
 ``ra_guard.fallbacks``                 counter    ``{fallback}``     ``ra_guard.fallback.kind``, ``ra_guard.policy``
 ``ra_guard.vetoes``                    counter    ``{candidate}``    ``ra_guard.policy``
-``gen_ai.client.token.usage``          histogram  ``{token}``        ``gen_ai.operation.name``, ``gen_ai.provider.name``,
+``gen_ai.client.token.usage``          histogram  ``{token}``        ``gen_ai.operation.name``,
+                                                                     ``gen_ai.provider.name``,
                                                                      ``gen_ai.request.model``, ``server.address``,
                                                                      ``server.port``, ``gen_ai.token.type``,
                                                                      ``ra_guard.call``
-``gen_ai.client.operation.duration``   histogram  ``s``              ``gen_ai.operation.name``, ``gen_ai.provider.name``,
+``gen_ai.client.operation.duration``   histogram  ``s``              ``gen_ai.operation.name``,
+                                                                     ``gen_ai.provider.name``,
                                                                      ``gen_ai.request.model``, ``server.address``,
                                                                      ``server.port``, ``error.type``
 =====================================  =========  =================  ==========================================

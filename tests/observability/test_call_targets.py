@@ -24,6 +24,7 @@ def test_a_discovered_judge_model_names_the_span_and_the_token_metric(
     judge = OpenAICompatJudge(openai_server.base_url, max_retries=0)  # the model comes from /v1/models
     guard = Guard(policies=POLICIES[:1], judge=judge, tracer=otel.tracer())
     guard.rerank("Say hi", ["hi", "hello there"])
+    guard.close()
     (span,) = [s for s in otel.spans if s.name.startswith("chat ")]
     attributes = dict(span.attributes or {})
     assert span.name == "chat ra-stub"
@@ -49,6 +50,7 @@ def test_a_second_decision_has_the_target_at_span_creation(otel: Pipeline, opena
 
     otel.tracer_provider.add_span_processor(Spy())
     guard.rerank("Say hi", ["hi", "hello there"])
+    guard.close()
     (judge_start,) = [a for a in seen if a.get("openinference.span.kind") == "EVALUATOR"]
     assert judge_start["gen_ai.request.model"] == "ra-stub"
     assert judge_start["gen_ai.provider.name"] == "openai"
@@ -61,6 +63,7 @@ def test_litellm_sampling_spans_drop_the_routing_prefix(otel: Pipeline, openai_s
         policies=POLICIES[:1], judge=length_judge(), sampler=sampler, strategy=BestOfN(n=2), tracer=otel.tracer()
     )
     guard.run([{"role": "user", "content": "Name a colour"}])
+    guard.close()
     (span,) = [s for s in otel.spans if (s.attributes or {}).get("openinference.span.kind") == "LLM"]
     attributes = dict(span.attributes or {})
     assert span.name == "chat gen"
@@ -128,6 +131,7 @@ def test_operation_duration_follows_the_conventions(otel: Pipeline, openai_serve
         tracer=otel.tracer(),
     )
     guard.run([{"role": "user", "content": "hi"}])
+    guard.close()
     points = otel.metrics()["gen_ai.client.operation.duration"]
     by_provider = {a["gen_ai.provider.name"]: (a, p) for a, p in points}
     assert set(by_provider) == {"openai", "unknown"}  # the judge, the function sampler
@@ -165,5 +169,6 @@ def test_a_failed_call_has_error_type_in_operation_duration(otel: Pipeline, open
     judge = OpenAICompatJudge(openai_server.base_url, model="ra-stub", max_retries=0)
     guard = Guard(policies=POLICIES[:1], judge=judge, tracer=otel.tracer())
     guard.rerank("Say hi", ["hi", "hello"])
+    guard.close()
     (attributes,) = [a for a, _ in otel.metrics()["gen_ai.client.operation.duration"]]
     assert attributes["error.type"] == "JudgeError"

@@ -28,6 +28,7 @@ async def test_agent_sampling_spans_name_the_chat_model(stub: OpenAIStubServer, 
     agent = create_agent(chat_openai(stub), tools=[], middleware=[RaGuardMiddleware(guard, n=2)])
 
     await agent.ainvoke({"messages": [{"role": "user", "content": "Capital of France?"}]})
+    await guard.aclose()
 
     (sampling,) = [s for s in otel.spans if (s.attributes or {}).get("openinference.span.kind") == "LLM"]
     attributes = dict(sampling.attributes or {})
