@@ -37,7 +37,14 @@ except ImportError:  # pragma: no cover - another API version: always emit
 if TYPE_CHECKING:
     from ra_guard.decision import Candidate, Decision, PolicyScore
 
-__all__ = ["EVALUATION_EVENT", "GUARDRAIL_EVENT", "EventSink", "choice_evaluation", "evaluation"]
+__all__ = [
+    "EVALUATION_EVENT",
+    "GUARDRAIL_EVENT",
+    "EventSink",
+    "choice_evaluation",
+    "evaluation",
+    "guardrail_results",
+]
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 GUARDRAIL_EVENT = "gen_ai.guardrail.result"
@@ -158,3 +165,46 @@ def choice_evaluation(decision: Decision, candidate: Candidate, response_id: str
     if candidate.combined is not None:
         attributes["gen_ai.evaluation.score.value"] = float(candidate.combined)
     return attributes
+
+
+def guardrail_results(decision: Decision, outcome: str) -> list[dict[str, Any]]:
+    """The ``gen_ai.guardrail.result`` events of a ``check()``: one per policy on the checked output, one overall.
+
+    ``check()`` is a dedicated guardrail API, so its results are guardrail results
+    (GenAI conventions, guardrails, development status). ra-guard's own result
+    values are kept as they are, as the conventions ask: per policy, result type
+    ``label`` with ``pass``/``fail``/``vetoed``/``error``; overall, result type
+    ``outcome`` with ``passed``/``failed``/``rejected``/``unjudged``. Nothing here
+    holds the checked text or the judge's reasoning.
+
+    Args:
+        decision: A finished ``check`` decision (the output is the ``original`` candidate).
+        outcome: Its ``ra_guard.outcome``.
+
+    Example:
+        >>> from ra_guard.decision import Candidate, Decision, PolicyScore
+        >>> d = Decision(chosen_index=0, strategy="check", candidates=[
+        ...     Candidate(index=0, text="hi", source="original", scores={"polite": PolicyScore(score=4.0)})])
+        >>> [r["gen_ai.guardrail.result.value"] for r in guardrail_results(d, "passed")]
+        ['pass', 'passed']
+    """
+    common = {"gen_ai.guardrail.component.name": GUARDRAIL_COMPONENT, "gen_ai.guardrail.source": "output"}
+    results: list[dict[str, Any]] = []
+    checked = next((c for c in decision.candidates if c.source == "original"), None)
+    if checked is not None:
+        for policy, score in checked.scores.items():
+            result: dict[str, Any] = {
+                **common,
+                "gen_ai.guardrail.policy.id": policy,
+                "gen_ai.guardrail.result.type": "label",
+            }
+            if score.error is not None:
+                result["gen_ai.guardrail.result.value"] = "error"
+                result["error.type"] = "JudgeError"
+            else:
+                result["gen_ai.guardrail.result.value"] = (
+                    "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
+                )
+            results.append(result)
+    results.append({**common, "gen_ai.guardrail.result.type": "outcome", "gen_ai.guardrail.result.value": outcome})
+    return results

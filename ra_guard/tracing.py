@@ -40,7 +40,14 @@ from opentelemetry import _logs, trace
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from ra_guard._evaluations import EVALUATION_EVENT, EventSink, choice_evaluation, evaluation
+from ra_guard._evaluations import (
+    EVALUATION_EVENT,
+    GUARDRAIL_EVENT,
+    EventSink,
+    choice_evaluation,
+    evaluation,
+    guardrail_results,
+)
 from ra_guard._redact import (
     CAPTURE_CONTENT_ENV,
     ContentFilter,
@@ -642,6 +649,9 @@ class DecisionTracer:
                 attributes = evaluation(policy, score, candidate, response_id, reasoning=reasoning)
                 emit(target, EVALUATION_EVENT, attributes, logs=logs)
             emit(target, EVALUATION_EVENT, choice_evaluation(decision, candidate, response_id), logs=logs)
+        if decision.strategy == "check":
+            for result in guardrail_results(decision, decision_outcome(decision)):
+                emit(root, GUARDRAIL_EVENT, result, logs=logs)
         return span_ids
 
     @staticmethod
