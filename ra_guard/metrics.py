@@ -68,7 +68,8 @@ _INSTRUMENTATION = "ra_guard"
 # semantic conventions advise these boundaries for gen_ai.client.operation.duration).
 _DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 _SCORE_BUCKETS = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
-_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
+# The conventions' advice for gen_ai.client.token.usage: powers of 4 up to 4**13.
+_TOKEN_BUCKETS = [4**i for i in range(14)]
 
 
 def decision_outcome(decision: Decision) -> str:
