@@ -132,10 +132,10 @@ class DecisionMetrics:
         >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         >>> reader = InMemoryMetricReader()
         >>> m = DecisionMetrics(MeterProvider(metric_readers=[reader]))
-        >>> m.record_judge_call(model="ra-8b", policy="concise", duration_s=0.5)
+        >>> m.record_judge_call(model="ra-8b", policy="concise", duration_s=0.5, provider="openai")
         >>> [metric.name for rm in reader.get_metrics_data().resource_metrics
         ...  for sm in rm.scope_metrics for metric in sm.metrics]
-        ['ra_guard.judge.duration']
+        ['ra_guard.judge.duration', 'gen_ai.client.operation.duration']
     """
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
