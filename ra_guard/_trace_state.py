@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span
 
-from ra_guard._redact import redact_capped
+from ra_guard._redact import redact_capped, redact_name
 from ra_guard.types import Usage
 
 if TYPE_CHECKING:
@@ -35,7 +35,12 @@ __all__ = [
     "DecisionListener",
     "DecisionSpans",
     "DecisionState",
+    "UNKNOWN_PROVIDER",
     "known_target",
+    "metric_target",
+    "reported_target",
+    "request_model",
+    "target_attributes",
     "record_retry",
     "record_target",
     "litellm_target",
@@ -318,3 +323,61 @@ def record_retry(error: BaseException | None = None, *, attempt: int | None = No
             attributes["error.type"] = type(error).__name__
             attributes["exception.message"] = redact_capped(str(error), MAX_MESSAGE)
         span.add_event("ra_guard.retry", attributes)
+
+
+# -- what spans and metrics say of a call's target -----------------------------
+
+# gen_ai.provider.name of a backend that never said (record_target): the attribute is required.
+UNKNOWN_PROVIDER = "unknown"
+
+
+def request_model(model: object, backend: str, target: CallTarget | None = None) -> str:
+    """The model a span is named for: what the backend reported, its ``model`` string, else its name."""
+    if target is not None and target.model:
+        return redact_name(target.model)
+    if isinstance(model, str) and model:
+        return redact_name(model)
+    return backend
+
+
+def target_attributes(target: CallTarget | None) -> dict[str, Any]:
+    """``gen_ai.provider.name`` and, for a remote backend, ``server.address``/``server.port``."""
+    attributes: dict[str, Any] = {"gen_ai.provider.name": target.provider if target else UNKNOWN_PROVIDER}
+    if target is not None and target.server_address:
+        attributes["server.address"] = target.server_address
+        if target.server_port is not None:
+            attributes["server.port"] = target.server_port
+    return attributes
+
+
+def metric_target(target: CallTarget | None) -> dict[str, Any]:
+    """The keyword arguments :class:`~ra_guard.metrics.DecisionMetrics` takes for a call's target."""
+    if target is None:
+        return {"provider": UNKNOWN_PROVIDER}
+    return {"provider": target.provider, "server_address": target.server_address, "server_port": target.server_port}
+
+
+def reported_target(
+    span: Span, call: CallState, target: CallTarget | None, given: object, name: str, model: str
+) -> tuple[str, CallTarget | None]:
+    """The model and target of a finished call, updated on its span where the backend reported new ones.
+
+    A judge that learns its model from the server (``/v1/models``) reports it
+    during its first call: the span, its name and the call's metrics then carry
+    the model, not the judge's name.
+    """
+    reported = call.target
+    if reported is None:
+        # A batching judge answers outside each request's call: what it reported is keyed by its name.
+        reported = known_target(name) if target is None else None
+        if reported is None:
+            return model, target
+    if reported == target:
+        return model, target
+    new_model = request_model(given, redact_name(name), reported)
+    if span.is_recording():
+        span.set_attributes(target_attributes(reported))
+        if new_model != model:
+            span.set_attribute("gen_ai.request.model", new_model)
+            span.update_name(f"chat {new_model}")
+    return new_model, reported

@@ -61,15 +61,18 @@ from ra_guard._trace_state import (
     MAX_MESSAGE,
     SILENT_CALL,
     CallState,
-    CallTarget,
     DecisionListener,
     DecisionSpans,
     DecisionState,
     call_state,
     decision_state,
     known_target,
+    metric_target,
     record_retry,
     record_target,
+    reported_target,
+    request_model,
+    target_attributes,
 )
 from ra_guard.metrics import DecisionMetrics, decision_outcome, degraded_fallbacks
 from ra_guard.types import Usage
@@ -97,36 +100,6 @@ _INSTRUMENTATION = "ra_guard"
 _KIND = "openinference.span.kind"
 # Characters kept of a stack trace on a span (capped, then redacted); messages: MAX_MESSAGE.
 _MAX_STACKTRACE = 16384
-
-
-# gen_ai.provider.name of a backend that never said (record_target): the attribute is required.
-UNKNOWN_PROVIDER = "unknown"
-
-
-def _model_name(model: object, backend: str, target: CallTarget | None = None) -> str:
-    """The model a span is named for: what the backend reported, its ``model`` string, else its name."""
-    if target is not None and target.model:
-        return redact_name(target.model)
-    if isinstance(model, str) and model:
-        return redact_name(model)
-    return backend
-
-
-def _target_attributes(target: CallTarget | None) -> dict[str, Any]:
-    """``gen_ai.provider.name`` and, for a remote backend, ``server.address``/``server.port``."""
-    attributes: dict[str, Any] = {"gen_ai.provider.name": target.provider if target else UNKNOWN_PROVIDER}
-    if target is not None and target.server_address:
-        attributes["server.address"] = target.server_address
-        if target.server_port is not None:
-            attributes["server.port"] = target.server_port
-    return attributes
-
-
-def _metric_target(target: CallTarget | None) -> dict[str, Any]:
-    """The keyword arguments :class:`~ra_guard.metrics.DecisionMetrics` takes for a call's target."""
-    if target is None:
-        return {"provider": UNKNOWN_PROVIDER}
-    return {"provider": target.provider, "server_address": target.server_address, "server_port": target.server_port}
 
 
 def _as_current(span: Span) -> AbstractContextManager[object]:
@@ -321,10 +294,10 @@ class DecisionTracer:
         backend = redact_name(sampler)
         target = known_target(sampler)
         given = model
-        model = _model_name(given, backend, target)
+        model = request_model(given, backend, target)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            **_target_attributes(target),
+            **target_attributes(target),
             "gen_ai.request.model": model,
             "ra_guard.backend": backend,
             "gen_ai.request.choice.count": n,
@@ -343,9 +316,9 @@ class DecisionTracer:
                 yield span
         finally:
             duration = time.perf_counter() - started
-            model, target = self._reported(span, call, target, given, sampler, model)
+            model, target = reported_target(span, call, target, given, sampler, model)
             self.metrics.record_sampling_call(
-                model=model, duration_s=duration, usage=call.usage, error_type=call.error_type, **_metric_target(target)
+                model=model, duration_s=duration, usage=call.usage, error_type=call.error_type, **metric_target(target)
             )
             state = decision_state.get()
             if state is not None and state.recording and call.usage is not None and call.error_type is None:
@@ -353,32 +326,6 @@ class DecisionTracer:
                 state.sampling[attempt] = (span, time.time_ns())
             else:
                 span.end()
-
-    @staticmethod
-    def _reported(
-        span: Span, call: CallState, target: CallTarget | None, given: object, name: str, model: str
-    ) -> tuple[str, CallTarget | None]:
-        """The model and target of a finished call, updated on its span where the backend reported new ones.
-
-        A judge that learns its model from the server (``/v1/models``) reports it
-        during its first call: the span, its name and the call's metrics then carry
-        the model, not the judge's name.
-        """
-        reported = call.target
-        if reported is None:
-            # A batching judge answers outside each request's call: what it reported is keyed by its name.
-            reported = known_target(name) if target is None else None
-            if reported is None:
-                return model, target
-        if reported == target:
-            return model, target
-        new_model = _model_name(given, redact_name(name), reported)
-        if span.is_recording():
-            span.set_attributes(_target_attributes(reported))
-            if new_model != model:
-                span.set_attribute("gen_ai.request.model", new_model)
-                span.update_name(f"chat {new_model}")
-        return new_model, reported
 
     @staticmethod
     def _in_silent_decision() -> bool:
@@ -472,10 +419,10 @@ class DecisionTracer:
         backend = redact_name(judge)
         target = known_target(judge)
         given = model
-        model = _model_name(given, backend, target)
+        model = request_model(given, backend, target)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            **_target_attributes(target),
+            **target_attributes(target),
             "gen_ai.request.model": model,
             "ra_guard.backend": backend,
             _KIND: "EVALUATOR",
@@ -500,7 +447,7 @@ class DecisionTracer:
                 yield span
         finally:
             duration = time.perf_counter() - started
-            model, target = self._reported(span, call, target, given, judge, model)
+            model, target = reported_target(span, call, target, given, judge, model)
             self.metrics.record_judge_call(
                 model=model,
                 policy=policy,
@@ -508,7 +455,7 @@ class DecisionTracer:
                 usage=call.usage,
                 error_type=call.error_type,
                 retries=call.retries,
-                **_metric_target(target),
+                **metric_target(target),
             )
             if recording:
                 span.set_attribute("ra_guard.judge.retries", call.retries)
