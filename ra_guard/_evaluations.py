@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ GUARDRAIL_EVENT = "gen_ai.guardrail.result"
 #: ``gen_ai.guardrail.component.name`` of ``check()``'s results.
 GUARDRAIL_COMPONENT = "ra-guard"
 
+_logger = logging.getLogger("ra_guard")
 # Log records name their event (``event_name``) from opentelemetry-api 1.35 on; before, no log events.
 _HAS_EVENT_NAME = "event_name" in inspect.signature(_logs.LogRecord.__init__).parameters
 
@@ -73,6 +75,12 @@ class EventSink:
         self._logger = _logs.get_logger("ra_guard", __version__, logger_provider=logger_provider)
         self._given = logger_provider is not None
         self.span_events = span_events
+        if self._given and not _HAS_EVENT_NAME:
+            _logger.warning(
+                "a logger_provider was given, but opentelemetry-api %s cannot name log events (event_name needs "
+                "1.35 or later): no gen_ai.evaluation.result log events; upgrade opentelemetry-api",
+                _api_version(),
+            )
 
     @property
     def logging(self) -> bool:
@@ -89,6 +97,15 @@ class EventSink:
             context = trace.set_span_in_context(span)
             record = _logs.LogRecord(timestamp=time.time_ns(), context=context, event_name=name, attributes=attributes)
             self._logger.emit(record)
+
+
+def _api_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opentelemetry-api")
+    except PackageNotFoundError:  # pragma: no cover - a vendored API
+        return "(unknown version)"
 
 
 def evaluation(

@@ -93,3 +93,17 @@ def test_no_logger_provider_no_log_events(otel: Pipeline) -> None:
     assert not guard.tracer.events.logging
     guard.rerank("Say hi", ["hi", "hello"])
     assert [e.name for s in otel.spans for e in s.events].count("gen_ai.evaluation.result") == 4
+
+
+def test_an_api_too_old_for_event_names_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ra_guard import _evaluations
+
+    monkeypatch.setattr(_evaluations, "_HAS_EVENT_NAME", False)
+    provider = LoggerProvider()
+    with caplog.at_level("WARNING", logger="ra_guard"):
+        sink = _evaluations.EventSink(provider)
+    assert not sink.logging
+    assert "cannot name log events" in caplog.text
+    provider.shutdown()
