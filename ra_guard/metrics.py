@@ -4,23 +4,30 @@
 feeds them, so a guard records metrics wherever it records spans. With no
 ``MeterProvider`` configured every instrument is a no-op.
 
-=================================  =========  =================  ==========================================
-Instrument                         Kind       Unit               Attributes
-=================================  =========  =================  ==========================================
-``ra_guard.decisions``             counter    ``{decision}``     ``ra_guard.outcome``, ``ra_guard.strategy``,
-                                                                 ``gen_ai.workflow.name``, ``error.type``,
-                                                                 ``ra_guard.degraded`` (bool)
-``ra_guard.decision.duration``     histogram  ``s``              as ``ra_guard.decisions``
-``ra_guard.sampling.duration``     histogram  ``s``              ``gen_ai.request.model``, ``error.type``
-``ra_guard.judge.duration``        histogram  ``s``              ``gen_ai.request.model``, ``ra_guard.policy``,
-                                                                 ``error.type``
-``ra_guard.judge.retries``         counter    ``{retry}``        ``gen_ai.request.model``
-``ra_guard.score``                 histogram  ``1`` (1–5)        ``ra_guard.policy``, ``ra_guard.candidate.source``
-``ra_guard.fallbacks``             counter    ``{fallback}``     ``ra_guard.fallback.kind``, ``ra_guard.policy``
-``ra_guard.vetoes``                counter    ``{candidate}``    ``ra_guard.policy``
-``gen_ai.client.token.usage``      histogram  ``{token}``        ``gen_ai.operation.name``, ``gen_ai.request.model``,
-                                                                 ``gen_ai.token.type``, ``ra_guard.call``
-=================================  =========  =================  ==========================================
+=====================================  =========  =================  ==========================================
+Instrument                             Kind       Unit               Attributes
+=====================================  =========  =================  ==========================================
+``ra_guard.decisions``                 counter    ``{decision}``     ``ra_guard.outcome``, ``ra_guard.strategy``,
+                                                                     ``gen_ai.workflow.name``, ``error.type``,
+                                                                     ``ra_guard.degraded`` (bool)
+``ra_guard.decision.duration``         histogram  ``s``              as ``ra_guard.decisions``
+``ra_guard.sampling.duration``         histogram  ``s``              ``gen_ai.request.model``, ``error.type``
+``ra_guard.judge.duration``            histogram  ``s``              ``gen_ai.request.model``, ``ra_guard.policy``,
+                                                                     ``error.type``
+``ra_guard.judge.retries``             counter    ``{retry}``        ``gen_ai.request.model``
+``ra_guard.score``                     histogram  ``1`` (1–5)        ``ra_guard.policy``, ``ra_guard.candidate.source``
+``ra_guard.fallbacks``                 counter    ``{fallback}``     ``ra_guard.fallback.kind``, ``ra_guard.policy``
+``ra_guard.vetoes``                    counter    ``{candidate}``    ``ra_guard.policy``
+``gen_ai.client.token.usage``          histogram  ``{token}``        ``gen_ai.operation.name``,
+                                                                     ``gen_ai.provider.name``,
+                                                                     ``gen_ai.request.model``, ``server.address``,
+                                                                     ``server.port``, ``gen_ai.token.type``,
+                                                                     ``ra_guard.call``
+``gen_ai.client.operation.duration``   histogram  ``s``              ``gen_ai.operation.name``,
+                                                                     ``gen_ai.provider.name``,
+                                                                     ``gen_ai.request.model``, ``server.address``,
+                                                                     ``server.port``, ``error.type``
+=====================================  =========  =================  ==========================================
 
 Outcomes (``ra_guard.outcome``): ``passed`` (the winner meets every policy),
 ``failed`` (a winner, below some ``min_score``), ``rejected`` (every candidate
@@ -61,7 +68,8 @@ _INSTRUMENTATION = "ra_guard"
 # semantic conventions advise these boundaries for gen_ai.client.operation.duration).
 _DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 _SCORE_BUCKETS = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
-_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
+# The conventions' advice for gen_ai.client.token.usage: powers of 4 up to 4**13.
+_TOKEN_BUCKETS = [4**i for i in range(14)]
 
 
 def decision_outcome(decision: Decision) -> str:
@@ -97,6 +105,22 @@ def degraded_fallbacks(decision: Decision) -> list[Fallback]:
     return [fallback for fallback in decision.fallbacks if fallback.kind != "all_rejected"]
 
 
+def _call_attributes(
+    model: str, provider: str, server_address: str | None, server_port: int | None
+) -> dict[str, str | int]:
+    """The GenAI conventions' attributes of one model call, shared by its duration and token records."""
+    attributes: dict[str, str | int] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+    }
+    if server_address:
+        attributes["server.address"] = server_address
+        if server_port is not None:
+            attributes["server.port"] = server_port
+    return attributes
+
+
 class DecisionMetrics:
     """The instruments of ra-guard, created once per meter provider.
 
@@ -108,10 +132,10 @@ class DecisionMetrics:
         >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         >>> reader = InMemoryMetricReader()
         >>> m = DecisionMetrics(MeterProvider(metric_readers=[reader]))
-        >>> m.record_judge_call(model="ra-8b", policy="concise", duration_s=0.5)
+        >>> m.record_judge_call(model="ra-8b", policy="concise", duration_s=0.5, provider="openai")
         >>> [metric.name for rm in reader.get_metrics_data().resource_metrics
         ...  for sm in rm.scope_metrics for metric in sm.metrics]
-        ['ra_guard.judge.duration']
+        ['ra_guard.judge.duration', 'gen_ai.client.operation.duration']
     """
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
@@ -155,6 +179,14 @@ class DecisionMetrics:
         self._vetoes = meter.create_counter(
             "ra_guard.vetoes", unit="{candidate}", description="Candidates vetoed, by policy."
         )
+        # The GenAI conventions' required client metric, for dashboards built on them; ra-guard's own
+        # duration histograms above add the policy and keep sampling and judging apart.
+        self._operation_duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
         self._tokens = meter.create_histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
@@ -163,15 +195,25 @@ class DecisionMetrics:
         )
 
     def record_sampling_call(
-        self, *, model: str, duration_s: float, usage: Usage | None = None, error_type: str | None = None
+        self,
+        *,
+        model: str,
+        duration_s: float,
+        usage: Usage | None = None,
+        error_type: str | None = None,
+        provider: str = "unknown",
+        server_address: str | None = None,
+        server_port: int | None = None,
     ) -> None:
         """One sampling call: its duration, and its tokens where it succeeded."""
         attributes: dict[str, str] = {"gen_ai.request.model": model}
         if error_type:
             attributes["error.type"] = error_type
         self._sampling_duration.record(duration_s, attributes)
+        call = _call_attributes(model, provider, server_address, server_port)
+        self._record_operation(call, duration_s, error_type)
         if usage is not None:
-            self._record_tokens(model, "sampling", usage)
+            self._record_tokens(call, "sampling", usage)
 
     def record_judge_call(
         self,
@@ -182,6 +224,9 @@ class DecisionMetrics:
         usage: Usage | None = None,
         error_type: str | None = None,
         retries: int = 0,
+        provider: str = "unknown",
+        server_address: str | None = None,
+        server_port: int | None = None,
     ) -> None:
         """One judge call: duration, retries, and tokens where it succeeded."""
         attributes: dict[str, str] = {"gen_ai.request.model": model, "ra_guard.policy": policy}
@@ -190,21 +235,18 @@ class DecisionMetrics:
         self._judge_duration.record(duration_s, attributes)
         if retries:
             self._judge_retries.add(retries, {"gen_ai.request.model": model})
+        call = _call_attributes(model, provider, server_address, server_port)
+        self._record_operation(call, duration_s, error_type)
         if usage is not None:
-            self._record_tokens(model, "judge", usage)
+            self._record_tokens(call, "judge", usage)
 
-    def _record_tokens(self, model: str, call: str, usage: Usage) -> None:
+    def _record_operation(self, call: dict[str, str | int], duration_s: float, error_type: str | None) -> None:
+        self._operation_duration.record(duration_s, {**call, "error.type": error_type} if error_type else call)
+
+    def _record_tokens(self, call: dict[str, str | int], kind: str, usage: Usage) -> None:
         for token_type, count in (("input", usage.prompt_tokens), ("output", usage.completion_tokens)):
             if count:
-                self._tokens.record(
-                    count,
-                    {
-                        "gen_ai.operation.name": "chat",
-                        "gen_ai.request.model": model,
-                        "gen_ai.token.type": token_type,
-                        "ra_guard.call": call,
-                    },
-                )
+                self._tokens.record(count, {**call, "gen_ai.token.type": token_type, "ra_guard.call": kind})
 
     @property
     def recording(self) -> bool:

@@ -36,10 +36,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import _logs, trace
 from opentelemetry import metrics as otel_metrics
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from ra_guard._evaluations import (
+    EVALUATION_EVENT,
+    GUARDRAIL_EVENT,
+    EventSink,
+    choice_evaluation,
+    evaluation,
+    guardrail_results,
+)
 from ra_guard._redact import (
     CAPTURE_CONTENT_ENV,
     ContentFilter,
@@ -58,13 +66,19 @@ from ra_guard._trace_state import (
     DecisionState,
     call_state,
     decision_state,
+    known_target,
+    metric_target,
     record_retry,
+    record_target,
+    reported_target,
+    request_model,
+    target_attributes,
 )
 from ra_guard.metrics import DecisionMetrics, decision_outcome, degraded_fallbacks
 from ra_guard.types import Usage
 
 if TYPE_CHECKING:
-    from ra_guard.decision import Candidate, Decision, PolicyScore
+    from ra_guard.decision import Decision
     from ra_guard.judges.base import JudgeRequest
     from ra_guard.types import Messages, Sample
     from ra_guard.verdict import Verdict
@@ -75,23 +89,17 @@ __all__ = [
     "DecisionSpans",
     "DecisionTracer",
     "capture_content_from_env",
+    "known_target",
     "record_retry",
+    "record_target",
 ]
 
 _INSTRUMENTATION = "ra_guard"
 
 # OpenInference span kinds, so that Phoenix shows each span for what it is.
 _KIND = "openinference.span.kind"
-_EVALUATION_EVENT = "gen_ai.evaluation.result"
 # Characters kept of a stack trace on a span (capped, then redacted); messages: MAX_MESSAGE.
 _MAX_STACKTRACE = 16384
-
-
-def _model_name(model: object, backend: str) -> str:
-    """The model a span is named for: the backend's ``model`` string, else its name."""
-    if isinstance(model, str) and model:
-        return redact_name(model)
-    return backend
 
 
 def _as_current(span: Span) -> AbstractContextManager[object]:
@@ -118,6 +126,11 @@ class DecisionTracer:
         max_content_length: Characters kept of each captured text (``None``: all).
         listeners: Called with each finished traced decision and its span ids,
             e.g. :class:`ra_guard.phoenix.PhoenixAnnotator`.
+        logger_provider: A ``LoggerProvider`` to use instead of the global one, for the
+            ``gen_ai.evaluation.result`` log events the conventions define (none while no
+            provider is given or set).
+        evaluation_span_events: Also add each evaluation event to its span, for backends that
+            read only traces (Phoenix, Jaeger). On by default.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -145,6 +158,8 @@ class DecisionTracer:
         redact: Redactor | None = None,
         max_content_length: int | None = 4096,
         listeners: Sequence[DecisionListener] = (),
+        logger_provider: _logs.LoggerProvider | None = None,
+        evaluation_span_events: bool = True,
     ) -> None:
         from ra_guard import __version__
 
@@ -154,6 +169,7 @@ class DecisionTracer:
         self.capture_content = capture_content_from_env() if capture_content is None else capture_content
         self._content = ContentFilter(redact=redact, max_length=max_content_length)
         self.listeners = tuple(listeners)
+        self.events = EventSink(logger_provider, span_events=evaluation_span_events)
 
     def _silent(self) -> bool:
         """Whether spans and metrics are both dropped: no provider of either given or set globally.
@@ -165,6 +181,7 @@ class DecisionTracer:
             not self._provider_given
             and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
             and not self.metrics.recording
+            and not self.events.logging
         )
 
     def _clean(self, text: str) -> str:
@@ -275,9 +292,12 @@ class DecisionTracer:
         model: object,
     ) -> Iterator[Span]:
         backend = redact_name(sampler)
-        model = _model_name(model, backend)
+        target = known_target(sampler)
+        given = model
+        model = request_model(given, backend, target)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
+            **target_attributes(target),
             "gen_ai.request.model": model,
             "ra_guard.backend": backend,
             "gen_ai.request.choice.count": n,
@@ -295,8 +315,10 @@ class DecisionTracer:
             with self._in_call(span, call):
                 yield span
         finally:
+            duration = time.perf_counter() - started
+            model, target = reported_target(span, call, target, given, sampler, model)
             self.metrics.record_sampling_call(
-                model=model, duration_s=time.perf_counter() - started, usage=call.usage, error_type=call.error_type
+                model=model, duration_s=duration, usage=call.usage, error_type=call.error_type, **metric_target(target)
             )
             state = decision_state.get()
             if state is not None and state.recording and call.usage is not None and call.error_type is None:
@@ -395,9 +417,12 @@ class DecisionTracer:
         self, *, judge: str, policy: str, candidates: int, request: JudgeRequest | None, model: object
     ) -> Iterator[Span]:
         backend = redact_name(judge)
-        model = _model_name(model, backend)
+        target = known_target(judge)
+        given = model
+        model = request_model(given, backend, target)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
+            **target_attributes(target),
             "gen_ai.request.model": model,
             "ra_guard.backend": backend,
             _KIND: "EVALUATOR",
@@ -422,6 +447,7 @@ class DecisionTracer:
                 yield span
         finally:
             duration = time.perf_counter() - started
+            model, target = reported_target(span, call, target, given, judge, model)
             self.metrics.record_judge_call(
                 model=model,
                 policy=policy,
@@ -429,6 +455,7 @@ class DecisionTracer:
                 usage=call.usage,
                 error_type=call.error_type,
                 retries=call.retries,
+                **metric_target(target),
             )
             if recording:
                 span.set_attribute("ra_guard.judge.retries", call.retries)
@@ -448,8 +475,10 @@ class DecisionTracer:
             span.set_attribute("gen_ai.response.model", redact_name(verdict.model))
         span.set_attribute("ra_guard.judge.mode", verdict.mode)
         span.set_attribute("ra_guard.judge.ranking", list(verdict.ranking))
-        for name, score in verdict.scores.items():
-            span.set_attribute(f"ra_guard.score.{name}", score)
+        # Fixed keys (a key per candidate would make every call's attribute set different):
+        # two arrays in one order, the candidates' names and their scores.
+        span.set_attribute("ra_guard.judge.score_names", list(verdict.scores))
+        span.set_attribute("ra_guard.judge.scores", [float(score) for score in verdict.scores.values()])
         if verdict.repairs:
             span.set_attribute("ra_guard.judge.repairs", [redact_capped(r, MAX_MESSAGE) for r in verdict.repairs])
         if self.capture_content:
@@ -496,7 +525,10 @@ class DecisionTracer:
             guard = state.guard
             duration = time.perf_counter() - state.started
         self.metrics.record_decision(decision, guard=guard, duration_s=duration)
+        logs = self.events.logging
         if not span.is_recording():
+            if logs:  # log events without a trace: gen_ai.response.id ties each to its answer
+                self._add_evaluations(span, state, decision, logs=True)
             return
         chosen = decision.candidates[decision.chosen_index] if decision.candidates else None
         span.set_attribute("ra_guard.decision.id", decision.decision_id)
@@ -532,7 +564,7 @@ class DecisionTracer:
             span.set_attribute("output.mime_type", "text/plain")
             output = [{"role": "assistant", "parts": [{"type": "text", "content": self._clean(chosen.text)}]}]
             span.set_attribute("gen_ai.output.messages", json.dumps(output, ensure_ascii=False))
-        span_ids = self._add_evaluations(span, state, decision)
+        span_ids = self._add_evaluations(span, state, decision, logs=logs)
         if self.listeners:
             context = span.get_span_context()
             spans = DecisionSpans(
@@ -543,9 +575,17 @@ class DecisionTracer:
             for listener in self.listeners:
                 listener.on_decision(decision, spans)
 
-    def _add_evaluations(self, root: Span, state: DecisionState | None, decision: Decision) -> dict[int, str]:
-        """One ``gen_ai.evaluation.result`` per candidate and policy, plus one ``ra_guard.choice`` per candidate."""
+    def _add_evaluations(
+        self, root: Span, state: DecisionState | None, decision: Decision, *, logs: bool
+    ) -> dict[int, str]:
+        """One ``gen_ai.evaluation.result`` per candidate and policy, plus one ``ra_guard.choice`` per candidate.
+
+        Each is about the candidate's span (its sampling span, else the root): a span event
+        there (when span events are on) and a log event in its trace context (when logging).
+        """
         span_ids: dict[int, str] = {}
+        reasoning = self._clean if self.capture_content else None
+        emit = self.events.emit
         for candidate in decision.candidates:
             target = root
             if state is not None and candidate.source == "sampled" and candidate.attempt in state.sampling:
@@ -553,50 +593,13 @@ class DecisionTracer:
             span_ids[candidate.index] = format(target.get_span_context().span_id, "016x")
             response_id = candidate.response_id or f"{decision.decision_id}-{candidate.index}"
             for policy, score in candidate.scores.items():
-                target.add_event(_EVALUATION_EVENT, self._evaluation(policy, score, candidate, response_id))
-            if candidate.index == decision.chosen_index and not candidate.vetoed:
-                label = "chosen"
-            else:
-                label = "vetoed" if candidate.vetoed else "not_chosen"
-            choice: dict[str, Any] = {
-                "gen_ai.evaluation.name": "ra_guard.choice",
-                "gen_ai.evaluation.score.label": label,
-                "gen_ai.evaluation.explanation": redact_capped(decision.why, MAX_MESSAGE)
-                if candidate.index == decision.chosen_index
-                else f"candidate {candidate.index} was {label.replace('_', ' ')}",
-                "gen_ai.response.id": response_id,
-                "ra_guard.candidate.index": candidate.index,
-            }
-            if candidate.combined is not None:
-                choice["gen_ai.evaluation.score.value"] = candidate.combined
-            target.add_event(_EVALUATION_EVENT, choice)
+                attributes = evaluation(policy, score, candidate, response_id, reasoning=reasoning)
+                emit(target, EVALUATION_EVENT, attributes, logs=logs)
+            emit(target, EVALUATION_EVENT, choice_evaluation(decision, candidate, response_id), logs=logs)
+        if decision.strategy == "check":
+            for result in guardrail_results(decision, decision_outcome(decision)):
+                emit(root, GUARDRAIL_EVENT, result, logs=logs)
         return span_ids
-
-    def _evaluation(self, policy: str, score: PolicyScore, candidate: Candidate, response_id: str) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "gen_ai.evaluation.name": policy,
-            "gen_ai.response.id": response_id,
-            "ra_guard.candidate.index": candidate.index,
-            "ra_guard.candidate.source": candidate.source,
-        }
-        if score.error is not None:
-            label = "error"
-            attributes["error.type"] = "JudgeError"
-            explanation = f"not judged: {redact_capped(score.error, MAX_MESSAGE)}"
-        else:
-            label = "vetoed" if score.vetoed else ("pass" if score.passed else "fail")
-            explanation = f"scored {score.score:g}/5" if score.score is not None else "not scored"
-            if score.rank is not None:
-                explanation += f", rank {score.rank + 1}"
-        if score.vetoed and score.error is None:
-            explanation += ", vetoed by a hard policy"
-        if score.score is not None:
-            attributes["gen_ai.evaluation.score.value"] = score.score
-        attributes["gen_ai.evaluation.score.label"] = label
-        if self.capture_content and score.reasoning:
-            explanation += f". {self._clean(score.reasoning)}"
-        attributes["gen_ai.evaluation.explanation"] = explanation
-        return attributes
 
     @staticmethod
     def trace_id_of(span: Span) -> str | None:

@@ -42,7 +42,7 @@ from ra_guard.types import ChatMessage, Messages, Sample
 
 from ._calls import CANDIDATE_TAG, GUARD_TAG, NOSTREAM_TAG
 from ._convert import from_chat_messages, message_text, usage_of
-from .sampler import accepts_temperature, model_name_of
+from .sampler import accepts_temperature, model_name_of, report_target
 
 if TYPE_CHECKING:
     from ra_guard.engine import DecisionRun
@@ -179,6 +179,7 @@ class AgentModelSampler(Sampler):
         return list(await asyncio.gather(*(self._candidate(request) for _ in range(n)), return_exceptions=True))
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
+        report_target(self.name, self.request.model)  # in the call: one name serves every agent's model
         self._rounds += 1
         request = self._request_for(messages, temperature)
         first_round = self.pass_tool_turns and self._rounds == 1

@@ -22,6 +22,7 @@ from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
 from ra_guard._threads import call_in_thread
+from ra_guard._trace_state import provider_named, record_target, server_of
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
@@ -64,6 +65,28 @@ def accepts_temperature(model_name: str | None) -> bool:
     if not model_name:
         return True
     return not _NO_TEMPERATURE.match(model_name.rsplit("/", 1)[-1].lower())
+
+
+def report_target(backend: str, model: Any) -> None:
+    """Tell tracing which provider, model and server a chat model calls (``gen_ai.provider.name``...).
+
+    The provider is the model's ``ls_provider`` (``openai``, ``anthropic``...) in the GenAI
+    conventions' words; the server, its base URL where it has one.
+    """
+    get_params = getattr(model, "_get_ls_params", None)
+    try:
+        provider = get_params().get("ls_provider") if callable(get_params) else None
+    except Exception:  # a model's own hook: tracing never fails a call
+        provider = None
+    base_url = getattr(model, "openai_api_base", None) or getattr(model, "base_url", None)
+    address, port = server_of(str(base_url) if base_url else None)
+    record_target(
+        backend,
+        provider=provider_named(provider if isinstance(provider, str) else None),
+        model=model_name_of(model),
+        server_address=address,
+        server_port=port,
+    )
 
 
 def model_label(model: Any) -> str:
@@ -123,6 +146,7 @@ class ChatModelSampler(Sampler):
         self.forward_temperature = forward_temperature
         self.config = config
         self.name = f"langchain:{model_label(model)}"
+        report_target(self.name, model)
 
     async def asample(self, messages: Messages, *, n: int, temperature: float | None = None) -> list[Sample]:
         prompt = from_chat_messages(messages)

@@ -63,6 +63,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from ra_guard._http import InjectedClient, PerLoop, borrowed_transport, openai_explanation
+from ra_guard._trace_state import record_target, server_of
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeInputTooLongError, JudgeOutputError
 from ra_guard.judges._http import RetryPolicy, judge_error_from_openai, with_retries
@@ -273,6 +274,12 @@ class OpenAICompatJudge(ChatJudge):
     def _update_name(self) -> None:
         # ``openai-compat:<model>@<host>``, with ``?`` until the model is discovered.
         self.name = f"openai-compat:{self.model or '?'}@{self._host}"
+        self._report_target()
+
+    def _report_target(self) -> None:
+        # The OpenAI chat API's telemetry flavour (vLLM, llama.cpp, SGLang serve it): provider "openai".
+        address, port = server_of(self.base_url)
+        record_target(self.name, provider="openai", model=self.model, server_address=address, server_port=port)
 
     def __repr__(self) -> str:
         return f"OpenAICompatJudge({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
@@ -409,6 +416,7 @@ class OpenAICompatJudge(ChatJudge):
 
     async def _model(self, state: _LoopState) -> str:
         if self.model is not None:
+            self._report_target()  # this call's span and metrics name the model, discovered or given
             return self.model
         async with state.discovery:
             if self.model is None:
@@ -419,7 +427,7 @@ class OpenAICompatJudge(ChatJudge):
                     )
                 self.model = next(iter(served))
                 self._learn_context(served[self.model])
-                self._update_name()
+        self._update_name()
         return self.model
 
     async def _served_models(self, state: _LoopState, *, doing: str) -> dict[str, Any]:

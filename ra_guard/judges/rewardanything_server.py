@@ -27,6 +27,7 @@ import httpx
 
 from ra_guard._http import InjectedClient, PerLoop, borrowed_transport, server_explanation
 from ra_guard._redact import redact_secrets
+from ra_guard._trace_state import record_target, server_of
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, JudgeTimeoutError
 from ra_guard.judges._http import RetryPolicy, post_json
 from ra_guard.judges._url import install_log_redaction, parse_judge_url
@@ -162,6 +163,9 @@ class RewardAnythingServerJudge(Judge):
         self.max_concurrency = max_concurrency
         self.batch = batch
         self.name = f"rewardanything:{parsed.host}"
+        # The reference server's own API (not OpenAI's): a provider name of its own, and its address.
+        address, port = server_of(self.base_url)
+        record_target(self.name, provider="rewardanything", server_address=address, server_port=port)
         self._auth = parsed.basic_auth
         self._query = parsed.query
         self._transport = transport

@@ -31,6 +31,7 @@ import openai
 
 from ra_guard._http import PerLoop, openai_explanation, usage_of
 from ra_guard._litellm import import_litellm, loop_gate, release_loop_clients
+from ra_guard._trace_state import litellm_target, record_target
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, SamplerError
 from ra_guard.samplers.base import Sampler
@@ -88,10 +89,23 @@ class LiteLLMSampler(Sampler):
         self.max_concurrency = max_concurrency
         self.litellm_kwargs = litellm_kwargs
         self.name = f"litellm:{model}"
+        # Spans and metrics name the provider and the model without litellm's routing prefix.
+        self._target = litellm_target(self._litellm, model, litellm_kwargs)
+        self._report_target()
         self.n_supported: bool | None = None
         self._rejection_unconfirmed = False
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
             lambda: loop_gate(self.max_concurrency), closer=release_loop_clients
+        )
+
+    def _report_target(self) -> None:
+        target = self._target
+        record_target(
+            self.name,
+            provider=target.provider,
+            model=target.model,
+            server_address=target.server_address,
+            server_port=target.server_port,
         )
 
     def __repr__(self) -> str:
@@ -212,6 +226,7 @@ class LiteLLMSampler(Sampler):
             options["n"] = n
         if temperature is not None:
             options["temperature"] = temperature
+        self._report_target()
         litellm = self._litellm
         async with await self._gates.get():
             try:
