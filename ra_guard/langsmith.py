@@ -96,7 +96,7 @@ class LangSmithFeedback:
                 import langsmith
             except ImportError:
                 # langsmith comes with LangChain (the extra that installs it).
-                raise MissingDependencyError("langsmith", extra="langchain") from None
+                raise MissingDependencyError("langsmith", extra="langsmith") from None
             # auto_batch_tracing off: each feedback is one POST /feedback from our own thread.
             client = langsmith.Client(api_url=api_url, api_key=api_key, auto_batch_tracing=False)
         self.client = client

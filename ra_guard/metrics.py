@@ -269,6 +269,8 @@ class DecisionMetrics:
             "ra_guard.strategy": decision.strategy,
             "gen_ai.workflow.name": guard,
             "ra_guard.degraded": bool(degraded_fallbacks(decision)),
+            # A shadow decision was judged, never served: pass rates must tell it apart.
+            "ra_guard.shadow": decision.shadow,
         }
         self._decisions.add(1, attributes)
         self._decision_duration.record(duration_s, attributes)

@@ -69,6 +69,7 @@ from ra_guard.local.loading import (
     load_model_and_tokenizer,
     require,
 )
+from ra_guard.tracing import record_target
 from ra_guard.types import Usage
 from ra_guard.verdict import Verdict
 
@@ -216,6 +217,7 @@ class LocalJudge(Judge):
         self.tokenizer = tokenizer
         self.model = self.model_name = model_name
         self.name = name or f"local:{model_name}"
+        record_target(self.name, provider="transformers", model=model_name)  # in-process: no server
         self.mode: Mode = mode
         self.max_new_tokens = max_new_tokens
         self.thinking_budget = thinking_budget

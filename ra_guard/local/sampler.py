@@ -38,6 +38,7 @@ from ra_guard.local.loading import (
     require,
 )
 from ra_guard.samplers.base import Sampler
+from ra_guard.tracing import record_target
 from ra_guard.types import Messages, Sample, Usage
 
 __all__ = ["SamplerOutOfMemoryError", "TransformersSampler"]
@@ -98,6 +99,7 @@ class TransformersSampler(Sampler):
         self.model = self.model_name = str(model)
         self.encoder = TokenEncoder(self.tokenizer, model_name=self.model_name)
         self.name = name or f"transformers:{model}"
+        record_target(self.name, provider="transformers", model=self.model_name)  # in-process: no server
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p

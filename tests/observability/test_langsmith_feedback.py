@@ -71,5 +71,5 @@ def test_missing_langsmith_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     from ra_guard.exceptions import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "langsmith", None)
-    with pytest.raises(MissingDependencyError, match=r"ra-guard\[langchain\]"):
+    with pytest.raises(MissingDependencyError, match=r"ra-guard\[langsmith\]"):
         LangSmithFeedback(api_url="http://127.0.0.1:9", api_key="k")
