@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ra_guard.evaluation import cli as evaluation_cli
 from ra_guard.exceptions import PolicyError
 from ra_guard.policy import list_policies, load_policy, policy_json_schema, validate_policy_file
 
@@ -30,7 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("name")
     validate = sub.add_parser("validate", help="check every policy file given; list every error; exit 1 if any")
     validate.add_argument("files", nargs="+")
+    evaluation_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in evaluation_cli.COMMANDS:
+        return evaluation_cli.run(args)
 
     if args.command == "schema":
         print(json.dumps(policy_json_schema(), indent=2))
