@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from ra_guard.evaluation.analysis import Analysis, analyse
 from ra_guard.evaluation.dataset import DatasetError, EvalItem, read_dataset
-from ra_guard.evaluation.quality import LabelledItem, QualityResult, ajudge_quality, judge_quality, read_labelled
+from ra_guard.evaluation.quality import (
+    LabelledItem,
+    QualityResult,
+    ajudge_quality,
+    judge_quality,
+    read_labelled,
+    shipped_labelled_set,
+)
 from ra_guard.evaluation.report import render_report, write_report
 from ra_guard.evaluation.run import RunSummary, aevaluate, evaluate
 
@@ -42,5 +49,6 @@ __all__ = [
     "read_dataset",
     "read_labelled",
     "render_report",
+    "shipped_labelled_set",
     "write_report",
 ]

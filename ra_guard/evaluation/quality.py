@@ -6,7 +6,7 @@ Labelled items use the RABench layout, one JSON object a line::
 
 ``responses`` may also be a list (names are then ``"0"``, ``"1"``...; the
 ranking may give indexes); an optional ``"scores"`` (name -> number, higher is
-better) gives graded labels, which then decide ties and NDCG's relevance;
+better; a list beside a list of responses) gives graded labels, which then decide ties and NDCG's relevance;
 without it the ranking does (the best of N is worth N, the worst 1).
 
 The judge sees each item's principle, prompt and responses in one call (no
@@ -40,7 +40,15 @@ from ra_guard.evaluation.dataset import DatasetError
 from ra_guard.evaluation.metrics import bootstrap_interval, kendall_tau, ndcg, pairwise_accuracy, relevance_from_ranking
 from ra_guard.judges.base import Judge, JudgeRequest
 
-__all__ = ["LabelledItem", "QualityResult", "ajudge_quality", "judge_quality", "labelled_item", "read_labelled"]
+__all__ = [
+    "LabelledItem",
+    "QualityResult",
+    "ajudge_quality",
+    "judge_quality",
+    "labelled_item",
+    "read_labelled",
+    "shipped_labelled_set",
+]
 
 logger = logging.getLogger("ra_guard")
 
@@ -98,6 +106,8 @@ def labelled_item(data: object, *, line: int, file: str | Path = "<labelled>") -
         )
     scores = data.get("scores")
     if scores is not None:
+        if isinstance(scores, list) and isinstance(data.get("responses"), list):
+            scores = {str(i): value for i, value in enumerate(scores)}
         if not isinstance(scores, dict) or sorted(map(str, scores)) != sorted(responses):
             raise DatasetError(file, line, "'scores' must give a number for every response")
         relevance = {str(k): float(v) for k, v in scores.items()}
@@ -112,6 +122,21 @@ def labelled_item(data: object, *, line: int, file: str | Path = "<labelled>") -
         relevance=relevance,
         meta=meta,
     )
+
+
+def shipped_labelled_set() -> Path:
+    """The small labelled set shipped with ra-guard: 16 rankings of 3 responses, each plainly ordered.
+
+    Written by the ra-guard developers for smoke-testing a judge (a brief answer
+    for "be concise", a refusal for "never reveal secrets"...): a judge that
+    follows principles at all should get nearly all of it right. Too small and too
+    easy to compare good judges; use RABench for that.
+
+    Example:
+        >>> len(read_labelled(shipped_labelled_set()))
+        16
+    """
+    return Path(__file__).with_name("data") / "obvious_rankings.jsonl"
 
 
 def read_labelled(path: str | Path) -> list[LabelledItem]:
