@@ -47,7 +47,7 @@ h3{font-size:15px;margin:0 0 6px}
 .muted{color:#5b6673}
 .grid{display:flex;flex-wrap:wrap;gap:14px}
 .figure{border:1px solid #d5dbe3;border-radius:6px;padding:10px 12px;background:#fafbfc;width:350px}
-.figure.wide{width:100%}
+.figure.wide{width:100%;box-sizing:border-box}
 table{border-collapse:collapse;margin:6px 0}
 td,th{border:1px solid #d5dbe3;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}
@@ -156,7 +156,7 @@ def _bias_figure(bias: PositionBias) -> str:
     positions = sorted(bias.winner_positions)
     chart = bar_chart(
         [(f"#{p + 1}", bias.winner_positions[p]) for p in positions],
-        title=f"{bias.judge}: position of the winner in the order shown",
+        title=f"{bias.judge}: position of the winner in the list the guard was given",
         colour="#a5683b",
     )
     return (
