@@ -146,17 +146,23 @@ def _eval(args: argparse.Namespace) -> int:
         raise FileNotFoundError(2, "no such file", str(dataset))
     out = Path(args.out) if args.out else dataset.with_name(dataset.stem + "-eval")
     judges = {spec: build_judge(spec) for spec in args.judge}
-    summary = evaluate(
-        dataset,
-        policies=args.policies,
-        judges=judges,
-        out=out,
-        sampler=build_sampler(args.sampler) if args.sampler else None,
-        n=args.n,
-        permutations=args.permutations,
-        concurrency=args.concurrency,
-        progress=not args.no_progress,
-    )
+    sampler = build_sampler(args.sampler) if args.sampler else None
+    try:
+        summary = evaluate(
+            dataset,
+            policies=args.policies,
+            judges=judges,
+            out=out,
+            sampler=sampler,
+            n=args.n,
+            permutations=args.permutations,
+            concurrency=args.concurrency,
+            progress=not args.no_progress,
+        )
+    finally:  # the judges and sampler built here are this command's to close
+        backends: list[Judge | Sampler] = [*judges.values(), *([sampler] if sampler is not None else [])]
+        for backend in backends:
+            backend.close()
     print(
         f"{summary.judged} judged, {summary.skipped} already done, {summary.failed} failed "
         f"of {summary.total} in {summary.seconds:.1f}s; results: {out / 'results.jsonl'}; report: {summary.report}"
@@ -172,7 +178,11 @@ def _quality(args: argparse.Namespace) -> int:
     from ra_guard.evaluation.quality import judge_quality, read_labelled
 
     items = list(read_labelled(args.labelled))
-    result = judge_quality(items, build_judge(args.judge), concurrency=args.concurrency, resamples=args.resamples)
+    judge = build_judge(args.judge)
+    try:
+        result = judge_quality(items, judge, concurrency=args.concurrency, resamples=args.resamples)
+    finally:
+        judge.close()
     print(result.table())
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")

@@ -81,6 +81,21 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
 
 
+def _specs(judges: Sequence[Judge | str] | Mapping[str, Judge | str]) -> dict[str, Judge | str]:
+    """Label -> what the caller gave, labelled as :func:`judge_labels` labels it."""
+    if isinstance(judges, Mapping):
+        return dict(judges)
+    out: dict[str, Judge | str] = {}
+    for judge in judges:
+        label, count = (redact_secrets(judge) if isinstance(judge, str) else judge.name), 1
+        unique = label
+        while unique in out:
+            count += 1
+            unique = f"{label}#{count}"
+        out[unique] = judge
+    return out
+
+
 def judge_labels(judges: Sequence[Judge | str] | Mapping[str, Judge | str]) -> dict[str, Judge]:
     """Label -> judge: a mapping's own labels, else spec strings as written (keys redacted) or ``judge.name``.
 
@@ -91,23 +106,12 @@ def judge_labels(judges: Sequence[Judge | str] | Mapping[str, Judge | str]) -> d
         >>> list(judge_labels([FunctionJudge(lambda r: {}), FunctionJudge(lambda r: {})]))
         ['function-judge', 'function-judge#2']
     """
-    pairs = (
-        list(judges.items())
-        if isinstance(judges, Mapping)
-        else [(redact_secrets(j) if isinstance(j, str) else j.name, j) for j in judges]
-    )
-    if not pairs:
+    specs = _specs(judges)
+    if not specs:
         raise ConfigurationError(
             "an evaluation needs at least one judge, e.g. --judge openai-compat:http://gpu:8000/v1"
         )
-    out: dict[str, Judge] = {}
-    for label, judge in pairs:
-        unique, count = label, 1
-        while unique in out:
-            count += 1
-            unique = f"{label}#{count}"
-        out[unique] = resolve_judge(judge)
-    return out
+    return {label: resolve_judge(judge) for label, judge in specs.items()}
 
 
 def _settings_record(
@@ -218,6 +222,14 @@ async def aevaluate(
         await asyncio.gather(*(worker() for _ in range(min(concurrency, max(1, len(unique))))))
     finally:
         bar.close()
+        # What this run built from spec strings is its own to close; instances belong to the caller.
+        owned: list[Judge | Sampler] = [
+            labelled[label] for label, spec in _specs(judges).items() if isinstance(spec, str)
+        ]
+        if isinstance(sampler, str) and chosen_sampler is not None:
+            owned.append(chosen_sampler)
+        for backend in owned:
+            await backend.aclose()
     summary.seconds = time.perf_counter() - started
     if report:
         from ra_guard.evaluation.report import write_report
