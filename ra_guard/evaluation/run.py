@@ -39,7 +39,7 @@ from typing import Any
 from ra_guard._redact import redact_secrets
 from ra_guard._sync import run_sync
 from ra_guard.budget import Budget
-from ra_guard.decision import Decision
+from ra_guard.evaluation._judging import ItemJudging
 from ra_guard.evaluation.dataset import EvalItem, read_dataset
 from ra_guard.evaluation.progress import Progress
 from ra_guard.evaluation.store import RUN_FILE, ResultStore, task_key
@@ -47,7 +47,6 @@ from ra_guard.exceptions import ConfigurationError
 from ra_guard.guard import Guard
 from ra_guard.judges import resolve_judge
 from ra_guard.judges.base import Judge
-from ra_guard.judges.scoring import permutation_orders
 from ra_guard.policy import Policy, load_policy
 from ra_guard.samplers import resolve_sampler
 from ra_guard.samplers.base import Sampler
@@ -209,7 +208,18 @@ async def aevaluate(
         )
     bar = Progress(total=summary.total, initial=summary.skipped, enabled=progress)
     limit = asyncio.Semaphore(concurrency)
-    runner = _Runner(guards, store, done, chosen_sampler, n, permutations, limit, bar, summary)
+
+    def emit(record: dict[str, Any]) -> None:
+        store.append(record)
+        if record["ok"]:
+            summary.judged += 1
+        else:
+            summary.failed += 1
+            summary.errors.append(f"line {record['line']} {record['judge']}#{record['order']}: {record['error']}")
+        bar.update()
+
+    runner = ItemJudging(guards, done, sampler=chosen_sampler, n=n, permutations=permutations, limit=limit, emit=emit)
+    runner.on_skipped = bar.update
     queue: asyncio.Queue[EvalItem] = asyncio.Queue()
     for item in unique.values():
         queue.put_nowait(item)
@@ -268,120 +278,3 @@ def evaluate(
             report=report,
         )
     )
-
-
-class _Degraded(Exception):
-    """A decision made without (some of) its judgements: recorded as a failure."""
-
-
-class _Runner:
-    """Judges one item's pending tasks and appends each result as it finishes."""
-
-    def __init__(
-        self,
-        guards: dict[str, Guard],
-        store: ResultStore,
-        done: dict[str, dict[str, Any]],
-        sampler: Sampler | None,
-        n: int,
-        permutations: int,
-        limit: asyncio.Semaphore,
-        bar: Progress,
-        summary: RunSummary,
-    ) -> None:
-        self.guards = guards
-        self.store = store
-        self.done = done
-        self.sampler = sampler
-        self.n = n
-        self.permutations = permutations
-        self.limit = limit
-        self.bar = bar
-        self.summary = summary
-
-    def _pending(self, key: str) -> list[tuple[str, int]]:
-        return [
-            (label, order)
-            for label in self.guards
-            for order in range(self.permutations)
-            if not self.done.get(task_key(key, label, order), {}).get("ok")
-        ]
-
-    async def item(self, item: EvalItem) -> None:
-        pending = self._pending(item.key)
-        if not pending:
-            return
-        candidates = item.candidates
-        first = (next(iter(self.guards)), 0)
-        if candidates is None:
-            # Sampled once, by the first judge's guard; every other task reranks the same texts.
-            previous = self.done.get(task_key(item.key, *first), {})
-            if previous.get("ok"):
-                candidates = previous["candidates"]
-            else:
-                candidates = await self._task(item, *first, candidates=None)
-                pending = [task for task in pending if task != first]
-                if candidates is None:
-                    for _ in pending:  # nothing to rerank: counted as not done, tried again on restart
-                        self.bar.update()
-                    return
-        assert candidates is not None
-        await asyncio.gather(*(self._task(item, label, order, candidates=candidates) for label, order in pending))
-
-    async def _task(self, item: EvalItem, label: str, order: int, *, candidates: list[str] | None) -> list[str] | None:
-        """One judgement; returns the candidate texts in the dataset's order (``None`` if it failed)."""
-        guard = self.guards[label]
-        record: dict[str, Any] = {
-            "task": task_key(item.key, label, order),
-            "key": item.key,
-            "line": item.line,
-            "judge": label,
-            "order": order,
-            "prompt": item.prompt_text,
-            "meta": item.meta,
-        }
-        async with self.limit:
-            try:
-                if candidates is None:
-                    assert self.sampler is not None
-                    decision: Decision = await guard.arun(item.prompt, sampler=self.sampler, n=self.n)  # type: ignore[arg-type]
-                    candidates = [c.text for c in decision.candidates]
-                    positions = list(range(len(candidates)))
-                else:
-                    orders = permutation_orders([str(i) for i in range(len(candidates))], self.permutations)
-                    positions = [int(i) for i in orders[order]]
-                    shown = [candidates[i] for i in positions]
-                    decision = await guard.arerank(item.prompt, shown)  # type: ignore[arg-type]
-                if decision.degraded:
-                    # The guard went on without a judge's answer (fail_open, a deadline): for the
-                    # guard a usable decision, for an evaluation a judgement that did not happen.
-                    raise _Degraded("; ".join(decision.degraded_reasons))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # one bad line must not end a long run: recorded, retried on restart
-                message = str(exc) if isinstance(exc, _Degraded) else redact_secrets(f"{type(exc).__name__}: {exc}")
-                logger.warning(
-                    "evaluation: line %d (%s), judge %s, order %d failed: %s",
-                    item.line,
-                    item.key,
-                    label,
-                    order,
-                    message,
-                )
-                self.store.append({**record, "ok": False, "error": message})
-                self.summary.failed += 1
-                self.summary.errors.append(f"line {item.line} {label}#{order}: {message}")
-                self.bar.update()
-                return None
-        self.store.append(
-            {
-                **record,
-                "ok": True,
-                "candidates": candidates,
-                "positions": positions,
-                "decision": decision.model_dump(mode="json"),
-            }
-        )
-        self.summary.judged += 1
-        self.bar.update()
-        return candidates
