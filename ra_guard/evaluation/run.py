@@ -51,7 +51,7 @@ from ra_guard.policy import Policy, load_policy
 from ra_guard.samplers import resolve_sampler
 from ra_guard.samplers.base import Sampler
 
-__all__ = ["RunSummary", "aevaluate", "evaluate", "judge_labels"]
+__all__ = ["RunSummary", "aevaluate", "check_run_settings", "evaluate", "judge_labels"]
 
 logger = logging.getLogger("ra_guard")
 
@@ -125,7 +125,7 @@ def _settings_record(
     }
 
 
-def _check_settings(run_dir: Path, settings: dict[str, Any]) -> None:
+def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> None:
     """Write ``run.json``, or check that a resumed run uses the settings it was started with."""
     path = run_dir / RUN_FILE
     if path.exists():
@@ -192,7 +192,7 @@ async def aevaluate(
     }
     run_dir = Path(out)
     store = ResultStore(run_dir)
-    _check_settings(run_dir, _settings_record(loaded, list(labelled), chosen_sampler, n, permutations))
+    check_run_settings(run_dir, _settings_record(loaded, list(labelled), chosen_sampler, n, permutations))
     done = store.load()
     ok_done = {task for task, record in done.items() if record.get("ok")}
     unique: dict[str, EvalItem] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from ra_guard.evaluation import DatasetError, EvalItem, aevaluate, analyse, evaluate, read_dataset
 from ra_guard.evaluation.store import ResultStore
-from ra_guard.exceptions import ConfigurationError
+from ra_guard.exceptions import ConfigurationError, MissingDependencyError
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.testing import FunctionJudge, FunctionSampler
 
@@ -156,6 +157,15 @@ def test_lines_without_candidates_are_sampled_once_and_every_judge_sees_the_same
         "Yes.",
         "Yes, certainly, of course, gladly.",
     ]
+
+
+def test_the_ray_run_names_its_extra_where_ray_is_missing(tmp_path: Path) -> None:
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed here: tests/evaluation/test_ray_run.py runs the Ray job")
+    from ra_guard.evaluation.ray_run import evaluate_on_ray
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ra-guard\[ray\]'"):
+        evaluate_on_ray(_items(1), policies=["concise"], judges={"j": "py:a:b"}, out=tmp_path)
 
 
 def test_a_line_without_candidates_needs_a_sampler(tmp_path: Path) -> None:
