@@ -1,10 +1,12 @@
-"""Command line: ``python -m ra_guard schema|policies|show NAME|validate FILE...|replay LOG|pairs LOG``.
+"""Command line: ``python -m ra_guard schema|policies|show|validate|replay|pairs|eval|quality``.
 
 Example:
     $ python -m ra_guard schema > policy.schema.json
     $ python -m ra_guard validate my-policies/*.yaml
     $ python -m ra_guard replay decisions.jsonl --policies new.yaml --judge openai-compat:http://gpu:8000/v1
     $ python -m ra_guard pairs decisions.jsonl -o pairs.jsonl
+    $ python -m ra_guard eval data.jsonl --policies concise --judge openai-compat:http://gpu:8000/v1 --out run/
+    $ python -m ra_guard quality labelled.jsonl --judge openai-compat:http://gpu:8000/v1
 
 ``show`` exits 2 with the message alone when no policy has that name;
 ``validate`` checks every file given, prints every error of each, and exits 1
@@ -20,6 +22,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ra_guard.evaluation import cli as evaluation_cli
 from ra_guard.exceptions import ConfigurationError, PolicyError
 from ra_guard.policy import list_policies, load_policy, policy_json_schema, validate_policy_file
 
@@ -36,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("files", nargs="+")
     _add_replay(sub)
     _add_pairs(sub)
+    evaluation_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in evaluation_cli.COMMANDS:
+        return evaluation_cli.run(args)
 
     if args.command == "replay":
         return _replay(args)
