@@ -52,6 +52,7 @@ import pytest
 
 from ra_guard._sync import run_sync
 from tests.observability.otlp_receiver import OtlpReceiver
+from tests.observability.score_stub import ScoreStub
 from tests.support.loopback_only import loopback_only
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest, _default_sample_text
 
@@ -68,7 +69,9 @@ HOSTS = {
     "http://gpu-2:8000": "stub-2",  # second vLLM server behind a router
     "http://host:8000": "stub",  # the reference `rewardanything serve`
     "http://localhost:6006": "phoenix",  # `phoenix serve`
-    "http://localhost:4318": "otlp",  # Jaeger's OTLP/HTTP receiver
+    "http://localhost:4318": "otlp",  # Jaeger's OTLP/HTTP receiver (traces and logs)
+    "https://api.smith.langchain.com": "scores",  # LangSmith's API
+    "https://cloud.langfuse.com": "scores",  # Langfuse's API
 }
 #: Path of the docs -> name of a file in the test's temporary directory.
 PATHS = {"/var/log/ra-guard/decisions.jsonl": "var-log-ra-guard/decisions.jsonl"}
@@ -101,6 +104,9 @@ CONTINUES: dict[tuple[str, int], tuple[int, ...]] = {
     ("docs/observability.md", 1): (0,),
     ("docs/observability.md", 2): (0,),
     ("docs/observability.md", 3): (0,),
+    ("docs/observability.md", 4): (0,),
+    ("docs/observability.md", 5): (0,),
+    ("docs/observability.md", 6): (0,),
 }
 
 
@@ -155,6 +161,7 @@ class Loopback:
     stub: OpenAIStubServer
     stub_2: OpenAIStubServer
     otlp: OtlpReceiver
+    scores: ScoreStub
     tmp: Path
     phoenix_url: str | None = None
 
@@ -165,6 +172,8 @@ class Loopback:
             return self.stub_2.root_url
         if role == "otlp":
             return self.otlp.endpoint.removesuffix("/v1/traces")
+        if role == "scores":
+            return self.scores.url
         assert self.phoenix_url is not None, "this snippet needs the Phoenix fixture"
         return self.phoenix_url
 
@@ -180,7 +189,8 @@ class Loopback:
                 source = source.replace(host, self.root_of(role))
         for path, name in PATHS.items():
             source = source.replace(path, str(self.tmp / name))
-        loopback_roots = [self.stub.root_url, self.stub_2.root_url, self.otlp.endpoint, self.phoenix_url or "-"]
+        otlp_root = self.otlp.endpoint.removesuffix("/v1/traces")
+        loopback_roots = [self.stub.root_url, self.stub_2.root_url, otlp_root, self.scores.url, self.phoenix_url or "-"]
         for url in _URL.findall(source):
             assert any(url.startswith(root) for root in loopback_roots), f"{snippet.id}: {url} left unsubstituted"
         return source
@@ -204,6 +214,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
     with (
         OpenAIStubServer(models=["WisdomShell/RewardAnything-8B-v1"]) as stub,
         OpenAIStubServer(models=["WisdomShell/RewardAnything-8B-v1"]) as stub_2,
+        ScoreStub() as scores,
         pytest.MonkeyPatch.context() as env,
     ):
         otlp = OtlpReceiver()
@@ -213,7 +224,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
         env.setenv("OPENAI_API_KEY", "docs-snippet-test-key")
         env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp.endpoint)
         try:
-            yield Loopback(stub=stub, stub_2=stub_2, otlp=otlp, tmp=tmp_path_factory.mktemp("docs"))
+            yield Loopback(stub=stub, stub_2=stub_2, otlp=otlp, scores=scores, tmp=tmp_path_factory.mktemp("docs"))
         finally:
             otlp.stop()
 
@@ -481,6 +492,23 @@ def _observability_phoenix(ns: dict[str, Any], printed: str, lb: Loopback) -> No
     assert ns["annotator"].dropped == 0
 
 
+def _observability_langsmith(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    feedback = [body for path, body in lb.scores.posts if path.endswith("/feedback")]
+    # Two candidates x (the policy + ra_guard.choice), and the outcome: sent before close() returned.
+    assert len(feedback) == 5 and ns["feedback"].sent == 5 and ns["feedback"].dropped == 0
+    assert {b["key"] for b in feedback} == {"concise", "ra_guard.choice", "ra_guard.outcome"}
+
+
+def _observability_langfuse(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    sent = [body for path, body in lb.scores.posts if "langfuse" not in path and "scores" in path]
+    assert sent, [path for path, _ in lb.scores.posts]
+
+
+def _observability_log_events(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    events = [(name, attrs) for name, _, attrs in lb.otlp.logs if name == "gen_ai.evaluation.result"]
+    assert {attrs["gen_ai.evaluation.name"] for _, attrs in events} >= {"concise"}
+
+
 def _observability_jaeger(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
     # The receiver stands in for Jaeger; the first snippet's exporter (by environment) sends there too.
     before = len(lb.otlp.spans)
@@ -532,8 +560,11 @@ CHECKS: dict[tuple[str, int], Check] = {
     ("docs/integrations.md", 7): _integrations_pydantic_ai,
     ("docs/observability.md", 0): _observability_quickstart,
     ("docs/observability.md", 1): _observability_phoenix,
-    ("docs/observability.md", 2): _observability_jaeger,
-    ("docs/observability.md", 3): _observability_audit,
+    ("docs/observability.md", 2): _observability_langsmith,
+    ("docs/observability.md", 3): _observability_langfuse,
+    ("docs/observability.md", 4): _observability_jaeger,
+    ("docs/observability.md", 5): _observability_log_events,
+    ("docs/observability.md", 6): _observability_audit,
 }
 
 

@@ -1,4 +1,4 @@
-"""A plain OTLP/HTTP trace receiver on loopback: decodes ``ExportTraceServiceRequest`` protobufs."""
+"""A plain OTLP/HTTP receiver on loopback: decodes trace (``/v1/traces``) and log (``/v1/logs``) export protobufs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -42,6 +46,8 @@ class OtlpReceiver:
     """Collects spans posted to ``{endpoint}`` (``http://127.0.0.1:PORT/v1/traces``)."""
 
     spans: list[ReceivedSpan] = field(default_factory=list)
+    #: Log records as (event name, trace id, attributes).
+    logs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -53,14 +59,22 @@ class OtlpReceiver:
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver.requests.append({k.lower(): v for k, v in self.headers.items()})
-                if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
+                if self.path not in ("/v1/traces", "/v1/logs") or (
+                    self.headers.get("content-type") != "application/x-protobuf"
+                ):
                     self.send_response(404)
                     self.end_headers()
                     return
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver._collect(request)
-                payload = ExportTraceServiceResponse().SerializeToString()
+                if self.path == "/v1/logs":
+                    logs = ExportLogsServiceRequest()
+                    logs.ParseFromString(body)
+                    receiver._collect_logs(logs)
+                    payload = ExportLogsServiceResponse().SerializeToString()
+                else:
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    receiver._collect(request)
+                    payload = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", str(len(payload)))
@@ -81,6 +95,13 @@ class OtlpReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _collect_logs(self, request: ExportLogsServiceRequest) -> None:
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    attributes = {kv.key: any_value(kv.value) for kv in record.attributes}
+                    self.logs.append((record.event_name, record.trace_id.hex(), attributes))
 
     def _collect(self, request: ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:
