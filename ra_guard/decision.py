@@ -15,14 +15,14 @@ Example:
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from ra_guard._redact import redact_secrets
 from ra_guard.types import Usage
 
-__all__ = ["Candidate", "Decision", "Fallback", "PolicyScore", "degraded_reasons"]
+__all__ = ["Candidate", "Decision", "Fallback", "PolicyScore", "decision_summary", "degraded_reasons"]
 
 CandidateSource = Literal["sampled", "original", "given"]
 
@@ -203,3 +203,39 @@ class Decision(BaseModel):
                 if s.vetoed:
                     out.setdefault(name, []).append(c.index)
         return out
+
+
+def decision_summary(decision: Decision) -> dict[str, Any]:
+    """The outcome of ``decision`` without candidate texts or judge reasoning.
+
+    Keys: ``passed``, ``decision_id``, ``trace_id``, ``strategy``, ``chosen_index``,
+    ``candidates`` (how many), ``attempts``, ``scores`` (the chosen candidate's
+    score per policy, ``None`` where the judge failed), ``failed_policies``,
+    ``vetoed_by``, ``degraded``, ``degraded_reasons`` and ``fallbacks`` (kinds).
+
+    What an adapter hands a framework (a guardrail's ``output_info``, a trace
+    span, a message's metadata): the full decision, with every candidate's text
+    and the judge's reasoning, stays in ra-guard's traces and audit log, and a
+    vetoed answer never leaks through the summary.
+
+    Example:
+        >>> chosen = Candidate(index=0, text="x", scores={"brief": PolicyScore(score=2, passed=False)})
+        >>> decision_summary(Decision(chosen_index=0, candidates=[chosen], passed=False))["failed_policies"]
+        ['brief']
+    """
+    chosen = decision.chosen
+    return {
+        "passed": decision.passed,
+        "decision_id": decision.decision_id,
+        "trace_id": decision.trace_id,
+        "strategy": decision.strategy,
+        "chosen_index": decision.chosen_index,
+        "candidates": len(decision.candidates),
+        "attempts": decision.attempts,
+        "scores": {name: score.score for name, score in chosen.scores.items()},
+        "failed_policies": [name for name, s in chosen.scores.items() if not s.passed or s.vetoed],
+        "vetoed_by": [name for name, s in chosen.scores.items() if s.vetoed],
+        "degraded": decision.degraded,
+        "degraded_reasons": list(decision.degraded_reasons),
+        "fallbacks": [f.kind for f in decision.fallbacks],
+    }

@@ -23,7 +23,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependencyError("openai-agents", extra="openai-agents") from exc
 
-from ._summary import decision_summary
+from ra_guard.decision import decision_summary
+
 from .guardrail import TripOn, ra_guard_output_guardrail
 from .model import GuardedModel
 

@@ -28,9 +28,9 @@ from typing import Any, Literal
 from agents import Agent, GuardrailFunctionOutput, OutputGuardrail, RunContextWrapper
 
 from ra_guard import AllCandidatesRejected, ConfigurationError, Decision, Guard
+from ra_guard.decision import decision_summary
 
 from ._convert import conversation, output_as_text
-from ._summary import decision_summary
 
 __all__ = ["TripOn", "ra_guard_output_guardrail"]
 

@@ -28,12 +28,11 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agents import (
     AgentOutputSchemaBase,
@@ -54,11 +53,12 @@ from agents.models.multi_provider import MultiProvider
 from openai.types.responses import ResponseCompletedEvent, ResponseOutputItemDoneEvent, ResponseUsage
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
-from ra_guard import ChatMessage, ConfigurationError, Decision, Guard, Sample, Sampler
+from ra_guard import ChatMessage, ConfigurationError, Decision, Guard, Sample
 from ra_guard import Usage as RaGuardUsage
+from ra_guard.decision import decision_summary
+from ra_guard.integrations._model_calls import ModelCallSampler, ToolTurn
 
 from ._convert import as_input_items, conversation, response_text, tool_calls_of
-from ._summary import decision_summary
 
 if TYPE_CHECKING:
     from agents.retry import ModelRetryAdvice, ModelRetryAdviceRequest
@@ -76,19 +76,11 @@ class _Answer:
     events: list[TResponseStreamEvent] | None = None
 
 
-class _ToolTurn(Exception):
-    """Raised by the sampler to hand a tool-calling turn back to the runner unjudged."""
-
-    def __init__(self, answer: _Answer) -> None:
-        super().__init__("tool turn")
-        self.answer = answer
-
-
 _Call = Callable[["str | list[TResponseInputItem]", ModelSettings], Awaitable[_Answer]]
 _Call0 = Callable[[], Awaitable[_Answer]]
 
 
-class _ModelCallSampler(Sampler):
+class _ModelCallSampler(ModelCallSampler[_Answer]):
     """Samples by calling the wrapped model concurrently, keeping every answer by id.
 
     Retry-with-feedback appends the critique turns to the conversation; they
@@ -141,63 +133,8 @@ class _ModelCallSampler(Sampler):
             response_id=key,
         )
 
-    @staticmethod
-    def _report(failures: list[Exception], n: int) -> None:
-        if failures and len(failures) < n:
-            logger.warning(
-                "ra-guard: %d of %d model calls failed (%r); judging the %d that answered",
-                len(failures),
-                n,
-                failures[0],
-                n - len(failures),
-            )
-
-    async def asample(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> list[Sample]:
-        retry, call = self._request(messages, temperature)
-        outcomes = await asyncio.gather(*(call() for _ in range(n)), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # cancellation and the like are not a failed call
-        answers = [o for o in outcomes if isinstance(o, _Answer)]
-        failures = [o for o in outcomes if isinstance(o, Exception)]
-        if not answers:
-            raise failures[0]
-        self._report(failures, n)
-        samples = [self._keep(answer) for answer in answers]
-        if self.pass_tool_turns and not retry:
-            for answer in answers:
-                if tool_calls_of(answer.response):
-                    raise _ToolTurn(answer)
-        return samples
-
-    async def astream_samples(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> AsyncIterator[Sample]:
-        """Yield each answer as its call finishes: under a deadline, the guard keeps those that finished in time."""
-        retry, call = self._request(messages, temperature)
-        tasks = [asyncio.ensure_future(call()) for _ in range(n)]
-        failures: list[Exception] = []
-        try:
-            for finished in asyncio.as_completed(tasks):
-                try:
-                    answer = await finished
-                except Exception as exc:
-                    failures.append(exc)
-                    continue
-                sample = self._keep(answer)
-                if self.pass_tool_turns and not retry and tool_calls_of(answer.response):
-                    raise _ToolTurn(answer)
-                yield sample
-            if len(failures) == n:
-                raise failures[0]
-            self._report(failures, n)
-        finally:
-            # The guard stopped listening (deadline), or a tool turn ends the round: calls still out are dropped.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    def _tool_turn(self, answer: _Answer, retry: bool) -> bool:
+        return self.pass_tool_turns and not retry and bool(tool_calls_of(answer.response))
 
 
 def _spent(answers: Sequence[_Answer]) -> Usage:
@@ -321,8 +258,8 @@ class GuardedModel(Model):
         )
         try:
             decision = await self.guard.arun(messages, sampler=sampler, n=self.n)
-        except _ToolTurn as turn:
-            return turn.answer, _spent(list(sampler.answers.values()))
+        except ToolTurn as turn:
+            return cast(_Answer, turn.answer), _spent(list(sampler.answers.values()))
         with custom_span("ra-guard decision", data=decision_summary(decision), disabled=tracing.is_disabled()):
             pass
         if self.on_decision is not None:

@@ -24,7 +24,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependencyError("pydantic-ai-slim", extra="pydantic-ai") from exc
 
-from ._summary import decision_summary
+from ra_guard.decision import decision_summary
+
 from .model import GuardedModel
 from .validator import DEFAULT_CRITIQUE, METADATA_KEY, RaGuardOutputValidator, RetryOn, critique
 

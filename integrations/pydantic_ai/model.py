@@ -26,13 +26,12 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -46,10 +45,11 @@ from pydantic_ai.models import (
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from ra_guard import ChatMessage, Decision, Guard, Sample, Sampler, Usage
+from ra_guard import ChatMessage, Decision, Guard, Sample, Usage
+from ra_guard.decision import decision_summary
+from ra_guard.integrations._model_calls import ModelCallSampler, ToolTurn
 
 from ._convert import conversation, critique_turns, function_tool_calls, response_text
-from ._summary import decision_summary
 from .validator import METADATA_KEY
 
 if TYPE_CHECKING:  # batch requests exist in recent pydantic-ai only
@@ -60,15 +60,7 @@ __all__ = ["GuardedModel"]
 logger = logging.getLogger("ra_guard")
 
 
-class _ToolTurn(Exception):
-    """Raised by the sampler to hand a tool-calling turn back to the agent unjudged."""
-
-    def __init__(self, response: ModelResponse) -> None:
-        super().__init__("tool turn")
-        self.response = response
-
-
-class _RequestSampler(Sampler):
+class _RequestSampler(ModelCallSampler[ModelResponse]):
     """Samples by sending the request to the wrapped model concurrently, keeping every response by id.
 
     Retry-with-feedback's critique turns are appended to the messages. A
@@ -123,63 +115,6 @@ class _RequestSampler(Sampler):
 
     def _tool_turn(self, response: ModelResponse, retry: bool) -> bool:
         return self.pass_tool_turns and not retry and bool(function_tool_calls(response, self.parameters))
-
-    @staticmethod
-    def _report(failures: list[Exception], n: int) -> None:
-        if failures and len(failures) < n:
-            logger.warning(
-                "ra-guard: %d of %d model requests failed (%r); judging the %d that answered",
-                len(failures),
-                n,
-                failures[0],
-                n - len(failures),
-            )
-
-    async def asample(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> list[Sample]:
-        retry, request = self._request(messages, temperature)
-        outcomes = await asyncio.gather(*(request() for _ in range(n)), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # cancellation and the like are not a failed request
-        responses = [o for o in outcomes if isinstance(o, ModelResponse)]
-        failures = [o for o in outcomes if isinstance(o, Exception)]
-        if not responses:
-            raise failures[0]
-        self._report(failures, n)
-        samples = [self._keep(response) for response in responses]
-        for response in responses:
-            if self._tool_turn(response, retry):
-                raise _ToolTurn(response)
-        return samples
-
-    async def astream_samples(
-        self, messages: Sequence[ChatMessage], *, n: int, temperature: float | None = None
-    ) -> AsyncIterator[Sample]:
-        """Yield each answer as its request finishes: under a deadline, the guard keeps those that finished in time."""
-        retry, request = self._request(messages, temperature)
-        tasks = [asyncio.ensure_future(request()) for _ in range(n)]
-        failures: list[Exception] = []
-        try:
-            for finished in asyncio.as_completed(tasks):
-                try:
-                    response = await finished
-                except Exception as exc:
-                    failures.append(exc)
-                    continue
-                sample = self._keep(response)
-                if self._tool_turn(response, retry):
-                    raise _ToolTurn(response)
-                yield sample
-            if len(failures) == n:
-                raise failures[0]
-            self._report(failures, n)
-        finally:
-            # The guard stopped listening (deadline), or a tool turn ends the round: requests still out are dropped.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class GuardedModel(WrapperModel):
@@ -248,8 +183,8 @@ class GuardedModel(WrapperModel):
         )
         try:
             decision = await self.guard.arun(chat, sampler=sampler, n=self.n)
-        except _ToolTurn as turn:
-            return self._with_usage(turn.response, sampler.responses.values())
+        except ToolTurn as turn:
+            return self._with_usage(cast(ModelResponse, turn.answer), sampler.responses.values())
         if self.on_decision is not None:
             self.on_decision(decision)
         chosen = sampler.responses[decision.chosen.response_id or ""]

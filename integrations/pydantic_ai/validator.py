@@ -31,9 +31,9 @@ from pydantic_ai import ModelRetry, RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from ra_guard import AllCandidatesRejected, ConfigurationError, Decision, Guard, Policy
+from ra_guard.decision import decision_summary
 
 from ._convert import conversation, output_as_text
-from ._summary import decision_summary
 
 __all__ = ["DEFAULT_CRITIQUE", "METADATA_KEY", "RaGuardOutputValidator", "RetryOn", "critique"]
 

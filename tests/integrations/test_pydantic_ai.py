@@ -316,7 +316,7 @@ async def test_a_failed_request_is_dropped_when_others_answer(
     result = await Agent(GuardedModel(model, guard, n=2)).run(QUESTION)
 
     assert result.output == "Paris. score=4"
-    assert "1 of 2 model requests failed" in caplog.text
+    assert "1 of 2 model calls failed" in caplog.text
 
 
 async def test_best_of_n_then_the_validator_checks_the_winner(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
