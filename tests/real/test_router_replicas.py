@@ -5,11 +5,17 @@ Replica A is the session's vLLM server; replica B is started here and killed
 are in flight. Every decision must come back: the calls that hit B are retried
 on A by the router, or, where a call still fails, the failure is on the decision
 (``fallbacks``), never a lost decision or an exception.
+
+Before the kill, while both replicas live, the evaluation run goes through the
+same router as a Ray Data job on a local Ray instance: every worker builds its
+router judge over both replicas from their URLs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +24,7 @@ import pytest
 
 from ra_guard import Guard, Policy
 from ra_guard.decision import Decision
+from ra_guard.evaluation import EvalItem
 from ra_guard.integrations.litellm import RouterJudge, router_judge
 from tests.real.conftest import SERVED_NAME, Figures
 from tests.real.test_conformance import verdict_schema
@@ -51,14 +58,17 @@ def in_flight(server: ServerProcess) -> int:
 
 def judge_over(replicas: list[ServerProcess]) -> RouterJudge:
     """A router judge over the replicas; a JSON schema keeps SmolLM2 (not a trained judge) in the verdict format."""
+    return judge_over_urls([r.url for r in replicas])
+
+
+def judge_over_urls(urls: list[str]) -> RouterJudge:
+    """:func:`judge_over` from the replicas' URLs alone: what a Ray worker, holding no server handle, builds."""
     masked = [f"model-{i}" for i in range(1, len(CANDIDATES) + 1)]
     schema = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": verdict_schema(masked)}}
     # A retry waits a second (retry_after): by then the router has cooled the dead replica down, so
     # the retry goes to the live one rather than, by the luck of the shuffle, to the dead one again.
     # 300 s per attempt: a loaded two-core machine generates a few tokens a second.
-    built = router_judge(
-        [f"{r.url}/v1" for r in replicas], model=SERVED_NAME, num_retries=6, retry_after=1, timeout=300
-    )
+    built = router_judge([f"{url}/v1" for url in urls], model=SERVED_NAME, num_retries=6, retry_after=1, timeout=300)
     return RouterJudge(built.router, built.model, max_tokens=200, response_format=schema)
 
 
@@ -110,6 +120,50 @@ def assert_not_lost(decision: Decision) -> None:
         assert (score.score is not None) != (score.error is not None), score
         if score.error is not None:
             assert any(f.kind in ("judge_error", "fail_open") for f in decision.fallbacks), decision.fallbacks
+
+
+#: Items in the Ray run: the router picks a replica at random per call, so with 10 calls both
+#: replicas serve some of them but for a chance of 2 in 2**10 (about 1 run in 500).
+RAY_ITEMS = 10
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray Data's own settings: not ours
+def test_a_ray_evaluation_judges_through_the_router_over_both_replicas(
+    vllm_server: ServerProcess, replica_b: ServerProcess, tmp_path: Path, figures: Figures
+) -> None:
+    # Runs before the kill test (file order): both replicas are alive.
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ra-guard[ray]')")
+    from ra_guard.evaluation.ray_run import evaluate_on_ray
+
+    items = [EvalItem(key=f"q{i}", line=i + 1, prompt=PROMPT, candidates=list(CANDIDATES)) for i in range(RAY_ITEMS)]
+    a_before, b_before = served_requests(vllm_server), served_requests(replica_b)
+    # A factory, not a judge: each worker builds its own router (and its HTTP pools) from the URLs.
+    factory = functools.partial(judge_over_urls, [vllm_server.url, replica_b.url])
+    started = time.monotonic()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        summary = evaluate_on_ray(
+            items, policies=[POLICY], judges={"router": factory}, out=tmp_path, actors=2, batch_size=2,
+            concurrency=4, progress=False,
+        )  # fmt: skip
+    finally:
+        ray.shutdown()
+    figures.record("router.ray_evaluation_s", round(time.monotonic() - started, 2))
+
+    assert (summary.total, summary.judged, summary.failed) == (RAY_ITEMS, RAY_ITEMS, 0), summary.errors
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["task"] for r in records) == sorted({r["task"] for r in records})
+    assert {r["key"] for r in records} == {item.key for item in items}
+    for record in records:
+        assert record["ok"], record
+        decision = Decision.model_validate(record["decision"])
+        assert not decision.degraded and failed_scores(decision) == 0, decision.fallbacks
+    assert summary.report is not None and summary.report.is_file()
+    a_served, b_served = served_requests(vllm_server) - a_before, served_requests(replica_b) - b_before
+    figures.record("router.ray_requests_per_replica", [a_served, b_served])
+    assert a_served > 0, "the router in the Ray workers sent nothing to replica A"
+    assert b_served > 0, "the router in the Ray workers sent nothing to replica B"
+    assert a_served + b_served >= RAY_ITEMS
 
 
 async def test_killing_a_replica_mid_run_loses_no_decision(
