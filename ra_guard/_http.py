@@ -154,6 +154,10 @@ class PerLoop(Generic[T]):
             await guard.aclose()  # runs the closer
         elif self._closer is not None:
             await self._closer(item)
+        # A closed connection's socket is released by a callback on the loop's next turn (asyncio's
+        # connection_lost): give it that turn, so that a loop ending right after aclose() leaks no socket.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
 
 def _close_left_over(
