@@ -34,9 +34,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-__all__ = ["BackgroundWorker", "OnOverflow", "wait_until_drained"]
+if TYPE_CHECKING:
+    from ra_guard.decision import Decision
+    from ra_guard.tracing import DecisionSpans
+
+__all__ = ["BackgroundWorker", "DecisionSender", "OnOverflow", "wait_until_drained"]
 
 T = TypeVar("T")
 OnOverflow = Literal["block", "drop"]
@@ -198,3 +202,54 @@ def _close_at_exit(ref: weakref.ReferenceType[BackgroundWorker[Any]]) -> None:
     worker = ref()
     if worker is not None:
         worker._close_at_exit()
+
+
+class DecisionSender:
+    """A tracer listener that sends each traced decision somewhere (Phoenix, LangSmith, Langfuse) from a worker.
+
+    The request path only queues (:meth:`on_decision`); a subclass implements
+    :meth:`_handle`, run on the worker, counting what arrived in ``sent`` and
+    what it gave up on in ``_unsent``. The queue drops when full (counted in
+    :attr:`dropped`), and exit waits 5 s at most for what is queued.
+    """
+
+    sent: int
+    _unsent: int
+    _worker: BackgroundWorker[tuple[Decision, DecisionSpans]]
+
+    def _start(self, name: str, *, what: str, max_queue: int, on_close: Callable[[], None] | None = None) -> None:
+        self.sent = 0
+        self._unsent = 0
+        self._worker = BackgroundWorker(
+            name,
+            self._handle,
+            what=what,
+            items="decisions",
+            max_queue=max_queue,
+            on_overflow="drop",
+            on_close=on_close,
+            poll_s=0.005,
+            # An unreachable service must not hold the process up for long at exit.
+            exit_timeout_s=5.0,
+        )
+
+    def _handle(self, item: tuple[Decision, DecisionSpans]) -> None:
+        raise NotImplementedError
+
+    @property
+    def dropped(self) -> int:
+        """Decisions not (wholly) sent: the queue was full, or the service could not take them."""
+        return self._worker.dropped + self._unsent
+
+    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
+        """Queue a traced decision (called by the tracer; returns at once)."""
+        if not self._worker.closed:
+            self._worker.put((decision, spans))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued decision was sent (or given up on)."""
+        return self._worker.flush(timeout)
+
+    def close(self) -> None:
+        """Send what is queued, then stop the worker (and close what it sends with)."""
+        self._worker.close()

@@ -29,7 +29,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ra_guard._background import BackgroundWorker
+from ra_guard._background import DecisionSender
 from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import MissingDependencyError
 from ra_guard.phoenix import annotations_for
@@ -75,7 +75,7 @@ def scores_for(decision: Decision, spans: DecisionSpans, *, include_reasoning: b
     return scores
 
 
-class LangfuseScores:
+class LangfuseScores(DecisionSender):
     """Creates each traced decision's scores as Langfuse scores, from a thread.
 
     Use it as a listener of :class:`~ra_guard.tracing.DecisionTracer`; the spans
@@ -118,39 +118,18 @@ class LangfuseScores:
             )
         self.client = client
         self.include_reasoning = include_reasoning
-        self.sent = 0
-        self._unsent = 0
-        self._worker: BackgroundWorker[tuple[Decision, DecisionSpans]] = BackgroundWorker(
+        self._start(
             "ra-guard-langfuse",
-            self._handle,
             what=f"Langfuse scores for {redact_secrets(str(base_url or 'the default host'))}",
-            items="decisions",
             max_queue=max_queue,
-            on_overflow="drop",
             on_close=self._close_client,
-            poll_s=0.005,
-            exit_timeout_s=5.0,
         )
-
-    @property
-    def dropped(self) -> int:
-        """Decisions not (wholly) handed over: the queue was full, or the SDK refused a score."""
-        return self._worker.dropped + self._unsent
-
-    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
-        """Queue a decision's scores (called by the tracer; returns at once)."""
-        if not self._worker.closed:
-            self._worker.put((decision, spans))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Hand over every queued decision, then ask the SDK to send what it holds."""
         done = self._worker.flush(timeout)
         self._flush_client()
         return done
-
-    def close(self) -> None:
-        """Hand over what is queued, stop the thread, and flush and shut down the SDK client."""
-        self._worker.close()
 
     def _flush_client(self) -> None:
         try:

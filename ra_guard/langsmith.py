@@ -25,7 +25,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ra_guard._background import BackgroundWorker
+from ra_guard._background import DecisionSender
 from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import MissingDependencyError
 from ra_guard.phoenix import annotations_for
@@ -53,7 +53,7 @@ def run_id_of(span_id: str) -> uuid.UUID:
     return uuid.UUID(bytes=int(span_id, 16).to_bytes(16, "big"))
 
 
-class LangSmithFeedback:
+class LangSmithFeedback(DecisionSender):
     """Creates each traced decision's scores as LangSmith feedback, from a thread.
 
     Use it as a listener of :class:`~ra_guard.tracing.DecisionTracer`; the spans
@@ -103,37 +103,8 @@ class LangSmithFeedback:
         self.session_id = session_id
         self.include_reasoning = include_reasoning
         self.attempts = max(1, attempts)
-        self.sent = 0
-        self._unsent = 0
         where = redact_secrets(str(getattr(client, "api_url", api_url)))
-        self._worker: BackgroundWorker[tuple[Decision, DecisionSpans]] = BackgroundWorker(
-            "ra-guard-langsmith",
-            self._handle,
-            what=f"LangSmith feedback for {where}",
-            items="decisions",
-            max_queue=max_queue,
-            on_overflow="drop",
-            poll_s=0.005,
-            exit_timeout_s=5.0,
-        )
-
-    @property
-    def dropped(self) -> int:
-        """Decisions not (wholly) sent: the queue was full, or a feedback could not be created."""
-        return self._worker.dropped + self._unsent
-
-    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
-        """Queue a decision's feedback (called by the tracer; returns at once)."""
-        if not self._worker.closed:
-            self._worker.put((decision, spans))
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued decision was sent (or given up on)."""
-        return self._worker.flush(timeout)
-
-    def close(self) -> None:
-        """Send what is queued, then stop the thread."""
-        self._worker.close()
+        self._start("ra-guard-langsmith", what=f"LangSmith feedback for {where}", max_queue=max_queue)
 
     def _handle(self, item: tuple[Decision, DecisionSpans]) -> None:
         decision, spans = item

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ra_guard._background import BackgroundWorker
+from ra_guard._background import DecisionSender
 from ra_guard._redact import redact_capped, redact_secrets
 from ra_guard.metrics import decision_outcome
 
@@ -145,7 +145,7 @@ def annotations_for(
     return notes
 
 
-class PhoenixAnnotator:
+class PhoenixAnnotator(DecisionSender):
     """Posts each traced decision's scores to Phoenix as span annotations, from a thread.
 
     Use it as a listener of :class:`~ra_guard.tracing.DecisionTracer`.
@@ -188,44 +188,18 @@ class PhoenixAnnotator:
         self.annotator_kind: AnnotatorKind = annotator_kind
         self.include_reasoning = include_reasoning
         self.attempts = max(1, attempts)
-        self.sent = 0
-        self._unsent = 0
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout_s, transport=transport)
         # Annotations are built and sent on the worker; what is queued is sent at close() or at exit.
-        self._worker: BackgroundWorker[tuple[Decision, DecisionSpans]] = BackgroundWorker(
+        self._start(
             "ra-guard-phoenix",
-            self._handle,
             what=f"Phoenix annotator for {redact_secrets(self.endpoint)}",
-            items="decisions",
             max_queue=max_queue,
-            on_overflow="drop",
             on_close=self._client.close,
-            poll_s=0.005,
-            # At exit, an unreachable Phoenix must not hold the process up for long.
-            exit_timeout_s=5.0,
         )
-
-    @property
-    def dropped(self) -> int:
-        """Decisions not sent: the queue was full, or every attempt failed."""
-        return self._worker.dropped + self._unsent
 
     def __repr__(self) -> str:
         return f"PhoenixAnnotator({self.endpoint!r})"
-
-    def on_decision(self, decision: Decision, spans: DecisionSpans) -> None:
-        """Queue a decision's annotations (called by the tracer; returns at once)."""
-        if not self._worker.closed:
-            self._worker.put((decision, spans))
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued decision was sent (or given up on)."""
-        return self._worker.flush(timeout)
-
-    def close(self) -> None:
-        """Send what is queued, then stop the thread and close the HTTP client."""
-        self._worker.close()
 
     def _handle(self, item: tuple[Decision, DecisionSpans]) -> None:
         decision, spans = item
