@@ -41,6 +41,7 @@ __all__ = [
     "reported_target",
     "request_model",
     "target_attributes",
+    "record_call_target",
     "record_retry",
     "record_target",
     "litellm_target",
@@ -173,7 +174,19 @@ def record_target(
         >>> known_target("my-backend").model
         'gpt-4o-mini'
     """
-    target = CallTarget(provider=provider, model=model, server_address=server_address, server_port=server_port)
+    record_call_target(
+        backend, CallTarget(provider=provider, model=model, server_address=server_address, server_port=server_port)
+    )
+
+
+def record_call_target(backend: str, target: CallTarget) -> None:
+    """:func:`record_target` for a backend that already holds its :class:`CallTarget` (litellm's, say).
+
+    Example:
+        >>> record_call_target("my-backend", CallTarget(provider="openai", model="gpt-4o"))
+        >>> known_target("my-backend").model
+        'gpt-4o'
+    """
     if _TARGETS.get(backend) != target:
         _TARGETS.pop(backend, None)
         if len(_TARGETS) >= _MAX_TARGETS:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ra_guard.exceptions import ConfigurationError
 
-__all__ = ["DatasetError", "EvalItem", "item_from_json", "read_dataset"]
+__all__ = ["DatasetError", "EvalItem", "item_from_json", "json_lines", "read_dataset"]
 
 
 class DatasetError(ConfigurationError):
@@ -115,6 +115,17 @@ def read_dataset(path: str | Path) -> Iterator[EvalItem]:
         DatasetError: A line is not JSON or not a valid item (file and line named).
         FileNotFoundError: ``path`` does not exist.
     """
+    for number, data in json_lines(path):
+        yield item_from_json(data, line=number, file=path)
+
+
+def json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, parsed JSON)`` for each non-blank line of a JSONL file.
+
+    Raises:
+        DatasetError: A line is not JSON (file and line named).
+        FileNotFoundError: ``path`` does not exist.
+    """
     with Path(path).open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
@@ -123,4 +134,4 @@ def read_dataset(path: str | Path) -> Iterator[EvalItem]:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DatasetError(path, number, f"not JSON ({exc.msg} at column {exc.colno})") from None
-            yield item_from_json(data, line=number, file=path)
+            yield number, data

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from typing import Any
 
 from ra_guard._redact import redact_secrets
 from ra_guard._sync import run_sync
-from ra_guard.evaluation.dataset import DatasetError
+from ra_guard.evaluation.dataset import DatasetError, json_lines
 from ra_guard.evaluation.metrics import bootstrap_interval, kendall_tau, ndcg, pairwise_accuracy, relevance_from_ranking
 from ra_guard.judges.base import Judge, JudgeRequest
 
@@ -145,17 +144,7 @@ def read_labelled(path: str | Path) -> list[LabelledItem]:
     Raises:
         DatasetError: A line is not JSON or not a valid labelled item.
     """
-    items = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(path, number, f"not JSON ({exc.msg} at column {exc.colno})") from None
-            items.append(labelled_item(data, line=number, file=path))
-    return items
+    return [labelled_item(data, line=number, file=path) for number, data in json_lines(path)]
 
 
 @dataclass

@@ -25,7 +25,7 @@ import openai
 from ra_guard._http import PerLoop, usage_of
 from ra_guard._litellm import close_loop_clients, import_litellm, loop_gate, release_loop_clients
 from ra_guard._redact import redact_secrets
-from ra_guard._trace_state import litellm_target, record_target
+from ra_guard._trace_state import litellm_target, record_call_target
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeTimeoutError
 from ra_guard.judges._http import judge_error_from_openai
 from ra_guard.judges._url import install_log_redaction
@@ -106,21 +106,11 @@ class LiteLLMJudge(ChatJudge):
         self.name = f"litellm:{model}"
         # Spans and metrics name the provider and the model without litellm's routing prefix.
         self._target = litellm_target(self._litellm, model, litellm_kwargs)
-        self._report_target()
+        record_call_target(self.name, self._target)
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
             lambda: loop_gate(self.max_concurrency), closer=release_loop_clients
         )
         install_log_redaction()
-
-    def _report_target(self) -> None:
-        target = self._target
-        record_target(
-            self.name,
-            provider=target.provider,
-            model=target.model,
-            server_address=target.server_address,
-            server_port=target.server_port,
-        )
 
     def __repr__(self) -> str:
         return f"LiteLLMJudge({self.model!r})"
@@ -137,7 +127,7 @@ class LiteLLMJudge(ChatJudge):
         options.update(self.litellm_kwargs)
         timeout = options.get("timeout")
         limit = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
-        self._report_target()
+        record_call_target(self.name, self._target)
         async with await self._gates.get():
             try:
                 call = self._litellm.acompletion(model=self.model, messages=messages, **options)

@@ -31,7 +31,7 @@ import openai
 
 from ra_guard._http import PerLoop, openai_explanation, usage_of
 from ra_guard._litellm import import_litellm, loop_gate, release_loop_clients
-from ra_guard._trace_state import litellm_target, record_target
+from ra_guard._trace_state import litellm_target, record_call_target
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, SamplerError
 from ra_guard.samplers.base import Sampler
@@ -91,21 +91,11 @@ class LiteLLMSampler(Sampler):
         self.name = f"litellm:{model}"
         # Spans and metrics name the provider and the model without litellm's routing prefix.
         self._target = litellm_target(self._litellm, model, litellm_kwargs)
-        self._report_target()
+        record_call_target(self.name, self._target)
         self.n_supported: bool | None = None
         self._rejection_unconfirmed = False
         self._gates: PerLoop[asyncio.Semaphore] = PerLoop(
             lambda: loop_gate(self.max_concurrency), closer=release_loop_clients
-        )
-
-    def _report_target(self) -> None:
-        target = self._target
-        record_target(
-            self.name,
-            provider=target.provider,
-            model=target.model,
-            server_address=target.server_address,
-            server_port=target.server_port,
         )
 
     def __repr__(self) -> str:
@@ -226,7 +216,7 @@ class LiteLLMSampler(Sampler):
             options["n"] = n
         if temperature is not None:
             options["temperature"] = temperature
-        self._report_target()
+        record_call_target(self.name, self._target)
         litellm = self._litellm
         async with await self._gates.get():
             try:
