@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from ra_guard import BestOfN, Guard, Policy
+from ra_guard._warn import reset_fallback_warnings
 from ra_guard.exceptions import JudgeOutputError
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
@@ -126,17 +127,23 @@ async def test_digit_modes_return_complete_verdicts(
 
 @pytest.mark.parametrize("mode", ["fast", "hybrid"])
 async def test_digit_modes_fall_back_once_where_the_server_cannot_continue_a_message(
-    backend: Backend, judges: list[OpenAICompatJudge], mode: str, figures: Figures
+    backend: Backend,
+    judges: list[OpenAICompatJudge],
+    mode: str,
+    figures: Figures,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """transformers serve rejects continue_final_message (HTTP 422 "Unexpected fields") and sends no logprobs.
 
-    Needs the fallback from the ``judges`` branch: the judge reads a reasoning verdict instead, notes it
-    in ``repairs``, and remembers, so the server sees at most one rejected request per judge.
+    The judge reads a generated verdict instead, says so (a WARNING, and ``repairs`` where a verdict
+    came back), and remembers: the server sees exactly one rejected request per judge.
     """
     if backend.digit_logprobs:
         pytest.skip(f"{backend.kind} continues messages and returns logprobs")
     judge = make_judge(backend, judges, mode=mode, thinking_budget=64, max_tokens=200)
     rejected_before = backend.server.log_tail(10**9).count("422 Unprocessable")
+    caplog.set_level("WARNING", logger="ra_guard")
+    reset_fallback_warnings()  # the other mode's test warned under the same judge name within the minute
 
     for _ in range(2):
         started = time.monotonic()
@@ -148,12 +155,15 @@ async def test_digit_modes_fall_back_once_where_the_server_cannot_continue_a_mes
             figures.append(f"{backend.kind}.{mode}_fallback_outcome", exc.reason)
         else:
             assert_complete(verdict)
-            assert verdict.repairs, "the fallback to reasoning must be noted in the verdict"
+            assert any(note.startswith("digits_unsupported") for note in verdict.repairs), verdict.repairs
             figures.append(f"{backend.kind}.{mode}_fallback_outcome", "verdict")
         figures.append(f"{backend.kind}.judge_call_s.{mode}_fallback", round(time.monotonic() - started, 2))
 
     rejected = backend.server.log_tail(10**9).count("422 Unprocessable") - rejected_before
-    assert rejected <= 1, f"{rejected} requests rejected with 422: the judge did not remember the fallback"
+    assert rejected == 1, f"{rejected} requests rejected with 422: expected exactly one, then remembered"
+    assert judge.digits_supported is False
+    warned = [r.getMessage() for r in caplog.records if "digits_unsupported" in r.getMessage()]
+    assert warned, "the fallback must be logged on the ra_guard logger"
 
 
 async def test_reasoning_mode_with_a_verdict_schema_returns_a_complete_verdict(
