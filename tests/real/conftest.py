@@ -30,6 +30,8 @@ from tests.support.vllm_server import CACHE, start_vllm
 
 #: The name vLLM serves SmolLM2 under.
 SERVED_NAME = "smollm2"
+#: The context length vLLM is started with (``--max-model-len``), reported by its ``/v1/models``.
+VLLM_MAX_MODEL_LEN = 8192
 #: Seconds a real-server test may take, fixture set-up (install, start-up) included.
 REAL_SERVER_TIMEOUT_S = 1500
 
@@ -58,6 +60,8 @@ class Backend:
     digit_logprobs: bool
     #: Honours ``response_format`` with a JSON schema.
     structured_output: bool
+    #: The context length its ``/v1/models`` reports (vLLM's ``max_model_len``), if any.
+    context_tokens: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -151,7 +155,10 @@ def server_logs() -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(smollm2_dir: Path, server_logs: Path) -> Iterator[ServerProcess]:
     """vLLM (CPU) serving SmolLM2 as ``smollm2``, once per session."""
-    server = _UNAVAILABLE.start("vllm", lambda: start_vllm(smollm2_dir, served_name=SERVED_NAME, log_dir=server_logs))
+    server = _UNAVAILABLE.start(
+        "vllm",
+        lambda: start_vllm(smollm2_dir, served_name=SERVED_NAME, log_dir=server_logs, max_model_len=VLLM_MAX_MODEL_LEN),
+    )
     yield server
     server.stop()
     _SERVERS.pop("vllm", None)
@@ -166,6 +173,7 @@ def vllm(vllm_server: ServerProcess) -> Backend:
         supports_n=True,
         digit_logprobs=True,
         structured_output=True,
+        context_tokens=VLLM_MAX_MODEL_LEN,
     )
 
 

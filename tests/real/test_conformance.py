@@ -103,6 +103,30 @@ async def test_judge_without_a_model_discovers_the_served_one(
 
     assert await judge.discover_model() == backend.model
     assert judge.name == f"openai-compat:{backend.model}@127.0.0.1:{backend.server.port}"
+    assert judge.context_tokens == backend.context_tokens  # vLLM's max_model_len bounds max_tokens
+
+
+async def test_judge_named_a_model_learns_the_served_context_before_its_first_call(
+    backend: Backend, judges: list[OpenAICompatJudge]
+) -> None:
+    """A judge given ``model=`` skips discovery, yet bounds ``max_tokens`` by the served context from its first call.
+
+    Asked for far more tokens than the context holds, an unbounded request would be refused (HTTP 400)
+    and learned from only then; the verdict schema keeps the generation itself short.
+    """
+    if backend.context_tokens is None:
+        pytest.skip(f"{backend.kind} reports no context length")
+    shown = render_messages(REQUEST).shown_names
+    schema = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": verdict_schema(shown)}}
+    judge = make_judge(backend, judges, mode="reasoning", max_tokens=10**6, extra_body={"response_format": schema})
+    refused_before = backend.server.log_tail(10**9).count("400 Bad Request")
+
+    verdict = await judge.ajudge(REQUEST)
+
+    assert_complete(verdict)
+    assert judge.context_tokens == backend.context_tokens
+    refused = backend.server.log_tail(10**9).count("400 Bad Request") - refused_before
+    assert refused == 0, "the first request asked for more tokens than the served context holds"
 
 
 @pytest.mark.parametrize("mode", ["fast", "hybrid"])
