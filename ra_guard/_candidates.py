@@ -307,12 +307,7 @@ def reusable(entry: Entry, policies: int) -> bool:
         False
     """
     scores = entry.scores
-    if len(scores) != policies:
-        return False
-    for row in scores.values():
-        if row["error"] is not None:
-            return False
-    return True
+    return len(scores) == policies and all(row["error"] is None for row in scores.values())
 
 
 def split_repeats(
