@@ -130,6 +130,36 @@ def test_a_custom_judges_impossible_scores_are_a_judge_error(bad: float, reason:
     assert all(c.scores["brief"].score is None for c in decision.candidates)
 
 
+def test_a_score_just_above_the_scale_is_reported_as_it_was() -> None:
+    judge = FunctionJudge(lambda r: {k: (5.0000001 if t == "cheat" else 4.0) for k, t in r.responses.items()})
+    decision = Guard(policies=[BRIEF], judge=judge).rerank("q", ["honest", "cheat"])
+    (fallback,) = decision.fallbacks
+    assert "scored 5.0000001, outside the scale 1..5" in fallback.reason
+
+
+class YesNoJudge(Judge):
+    """A third-party judge that answers whether each candidate is good, not how good."""
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        return Verdict(scores={k: t == "honest" for k, t in request.responses.items()}, ranking=request.names)
+
+
+def test_a_bool_is_not_a_score() -> None:
+    decision = Guard(policies=[BRIEF], judge=YesNoJudge()).rerank("q", ["honest", "cheat"])
+    assert decision.degraded
+    (fallback,) = decision.fallbacks
+    assert fallback.kind == "judge_error" and "score_not_a_number" in fallback.reason
+    assert "candidate-0 scored True: a bool is not a score" in fallback.reason
+    assert all(c.scores["brief"].score is None for c in decision.candidates)
+
+
+def test_a_bool_score_follows_fail_closed() -> None:
+    closed = Policy(name="brief", principle="Be brief.", on_judge_error="fail_closed")
+    guard = Guard(policies=[closed], judge=YesNoJudge(), on_all_rejected="return_best")
+    decision = guard.rerank("q", ["honest"])
+    assert not decision.passed and decision.candidates[0].vetoed
+
+
 def test_impossible_scores_follow_fail_closed() -> None:
     closed = Policy(name="brief", principle="Be brief.", on_judge_error="fail_closed")
     judge = FunctionJudge(lambda r: dict.fromkeys(r.responses, 99.0))
