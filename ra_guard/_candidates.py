@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypedDict
 
@@ -49,6 +49,10 @@ __all__ = [
     "rank",
     "record_failure",
     "record_verdict",
+    "repeat_note",
+    "repeats",
+    "reusable",
+    "split_repeats",
     "usable_answer",
 ]
 
@@ -159,7 +163,8 @@ def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> Judge
         if not low <= score <= high:
             return JudgeOutputError(
                 "score_out_of_range",
-                f"{name} scored {score:g}, outside the scale {low:g}..{high:g}",
+                # repr, not :g: 5.0000001 must not read as "5", a score inside the scale
+                f"{name} scored {score!r}, outside the scale {low:g}..{high:g}",
                 raw_text=verdict.raw_text,
                 judge=judge,
             )
@@ -290,8 +295,97 @@ def rank(changed: Sequence[Entry], *, pools: Pools, may_veto: bool) -> None:
         entry.key = (-combined if combined is not None else 0.0, mean_rank, entry.index)
 
 
-def explain(entries: Sequence[Entry], best: int, reasons: Sequence[str]) -> str:
-    """The decision's ``why``: the winner's scores, vetoes, repeated texts and what degraded it."""
+def reusable(entry: Entry, policies: int) -> bool:
+    """Whether a candidate's judgement can stand for a later copy of its text.
+
+    It can where every one of the ``policies`` gave it a verdict; a policy whose
+    judge call failed (or was skipped by the budget) judged nothing, so a copy is
+    sent again.
+
+    Example:
+        >>> reusable(Entry.new(0, Sample(text="x"), "given", 1), 1)
+        False
+    """
+    scores = entry.scores
+    return len(scores) == policies and all(row["error"] is None for row in scores.values())
+
+
+def split_repeats(
+    entries: Sequence[Entry], indexes: Sequence[int], judged: Mapping[str, int], policies: int
+) -> tuple[list[int], dict[int, list[int]]]:
+    """Sort a judging round into the candidates to send and the copies that share a judgement.
+
+    A candidate whose text equals, character for character, that of an earlier
+    one in ``indexes``, or of a candidate judged in an earlier round (``judged``:
+    text -> index, used where :func:`reusable`), is a copy: it is not sent, and
+    its ``duplicate_of`` names the candidate whose scores it will share. A
+    candidate of an earlier round asked for again (``BestOfN`` in ``check``
+    judges the agent's output beside its alternatives) is judged again.
+
+    Returns:
+        The indexes to send, in order, and the copies by the index they repeat.
+
+    Example:
+        >>> entries = [Entry.new(i, Sample(text=t), "given", 1) for i, t in enumerate(["a", "b", "a"])]
+        >>> split_repeats(entries, [0, 1, 2], {}, 1)
+        ([0, 1], {0: [2]})
+    """
+    in_round = set(indexes) if judged else frozenset()
+    first_of: dict[str, int] = {}
+    distinct: list[int] = []
+    copies: dict[int, list[int]] = {}
+    for i in indexes:
+        entry = entries[i]
+        text = entry.sample.text
+        first = first_of.get(text)
+        if first is None:
+            earlier = judged.get(text)
+            if earlier is None or earlier in in_round or not reusable(entries[earlier], policies):
+                first_of[text] = i
+                distinct.append(i)
+                entry.duplicate_of = None
+                continue
+            first = first_of[text] = earlier
+        entry.duplicate_of = first
+        copies.setdefault(first, []).append(i)
+    return distinct, copies
+
+
+def repeats(entries: Sequence[Entry]) -> dict[int, list[int]]:
+    """The candidates that repeat another's text, by the index of the one whose scores they share.
+
+    Example:
+        >>> entries = [Entry.new(i, Sample(text="a"), "given", 1) for i in range(3)]
+        >>> entries[1].duplicate_of = entries[2].duplicate_of = 0
+        >>> repeats(entries)
+        {0: [1, 2]}
+    """
+    copies: dict[int, list[int]] = {}
+    for e in entries:
+        if e.duplicate_of is not None:
+            copies.setdefault(e.duplicate_of, []).append(e.index)
+    return copies
+
+
+def _listed(indexes: Sequence[int]) -> str:
+    """``candidate 2 repeats`` or ``candidates 1, 3 repeat``: the copies as the subject of a sentence."""
+    if len(indexes) == 1:
+        return f"candidate {indexes[0]} repeats"
+    return f"candidates {', '.join(map(str, indexes))} repeat"
+
+
+def repeat_note(first: int, same: Sequence[int]) -> str:
+    """The decision note for the copies of candidate ``first``'s text.
+
+    Example:
+        >>> repeat_note(0, [2])
+        "candidate 2 repeats candidate 0's text exactly: judged once, scores shared"
+    """
+    return f"{_listed(same)} candidate {first}'s text exactly: judged once, scores shared"
+
+
+def explain(entries: Sequence[Entry], best: int, reasons: Sequence[str], copies: Mapping[int, list[int]]) -> str:
+    """The decision's ``why``: the winner's scores, vetoes, repeated texts (``copies``) and what degraded it."""
     chosen = entries[best]
     if len(entries) == 1:
         head = f"candidate {best} was the only candidate"
@@ -304,12 +398,8 @@ def explain(entries: Sequence[Entry], best: int, reasons: Sequence[str]) -> str:
     vetoed = [e.index for e in entries if e.vetoed]
     if vetoed:
         why += f"; vetoed: {vetoed}"
-    copies: dict[int, list[int]] = {}
-    for e in entries:
-        if e.duplicate_of is not None:
-            copies.setdefault(e.duplicate_of, []).append(e.index)
     for first, same in copies.items():
-        why += f"; candidates {', '.join(map(str, same))} repeat candidate {first}'s text (judged once)"
+        why += f"; {_listed(same)} candidate {first}'s text (judged once)"
     if reasons:
         why += f"; degraded: {'; '.join(reasons)}"
     return why

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ra_guard.exceptions import InputError
-from ra_guard.types import ChatMessage, content_text, messages_to_prompt
+from ra_guard.types import ROLES, ChatMessage, content_text, messages_to_prompt
 
 __all__ = ["Conversation", "checked_candidates", "checked_n", "checked_output", "conversation"]
 
@@ -51,7 +51,8 @@ def conversation(messages: object, *, argument: str = "messages") -> Conversatio
 
     Raises:
         InputError: ``messages`` is not a non-empty list of ``{"role": ..., "content": ...}``
-            mappings; the error names the first bad message.
+            mappings, or a role is not one of :data:`~ra_guard.types.ROLES`; the error
+            names the first bad message.
     """
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
@@ -70,7 +71,10 @@ def conversation(messages: object, *, argument: str = "messages") -> Conversatio
             raise InputError(where, f"must be a mapping with 'role' and 'content', got {_type_name(message)}")
         role = message.get("role")
         if not isinstance(role, str) or not role:
-            raise InputError(where, "has no 'role' (a string such as 'user', 'assistant', 'system' or 'tool')")
+            raise InputError(where, f"has no 'role' (one of: {', '.join(ROLES)})")
+        if role not in ROLES:
+            # An unknown role would reach the judge's transcript as a speaker it cannot place.
+            raise InputError(f"{where}.role", f"is {role[:40]!r}, not a chat role; use one of: {', '.join(ROLES)}")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list, tuple)):
             raise InputError(
@@ -116,5 +120,5 @@ def checked_n(n: Any) -> int | None:
     if n is None:
         return None
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError("n", f"n must be an integer >= 1 (or None for the strategy's n), got {n!r}")
+        raise InputError("n", f"must be an integer >= 1 (or None for the strategy's n), got {n!r}")
     return n

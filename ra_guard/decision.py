@@ -69,9 +69,11 @@ class Candidate(BaseModel):
         response_id: The provider's response id, where known.
         scores: Per policy name, its :class:`PolicyScore`.
         combined: The combined soft score used for ranking (``None`` if not judged).
-        duplicate_of: Where this text repeats, character for character, a candidate
-            judged in the same judge call: that candidate's index. The judge saw
-            the text once and both share its scores; ``None`` otherwise.
+        duplicate_of: Where this text repeats, character for character, an earlier
+            candidate's (in the same judging round or an earlier one, such as a
+            retry that answered the same again): that candidate's index. The judge
+            saw the text once and both share its scores, veto included; ``None``
+            otherwise.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -46,9 +46,12 @@ Rules the run keeps:
   score within 1..5 (the RewardAnything scale); anything else is a judge error
   (``JudgeOutputError`` with reason ``missing_candidate``, ``score_not_finite``
   or ``score_out_of_range``) and the policy's ``on_judge_error`` applies.
-- **One text, one judgement.** Within a judging round, a text that repeats an
-  earlier candidate's exactly is not sent again: the copy shares the scores of
-  the first, and says so (``Candidate.duplicate_of``).
+- **One text, one judgement.** A text that repeats an earlier candidate's
+  exactly (in the same judging round, or in an earlier one: a retry that
+  answers the same again) is not sent again: the copy shares the first's
+  scores, veto included, and says so (``Candidate.duplicate_of``, a note and
+  ``why``). A retry made only of copies calls no judge but still counts as an
+  attempt. Where the first's judgement failed, the copy is judged anew.
 - **The deadline keeps what finished.** Under a deadline, samples are consumed
   as they finish (:meth:`~ra_guard.samplers.base.Sampler.astream_samples`); when
   the deadline passes, the finished ones are judged and the rest dropped. A
@@ -88,6 +91,10 @@ from ra_guard._candidates import (
     rank,
     record_failure,
     record_verdict,
+    repeat_note,
+    repeats,
+    reusable,
+    split_repeats,
     usable_answer,
 )
 from ra_guard._collect import collect_samples
@@ -210,6 +217,8 @@ class DecisionRun:
         # Judge tokens as [prompt, completion]: one Usage at the end, not one per judge call.
         self._judge_tokens = [0, 0]
         self._attempts = 0
+        # Text -> the candidate whose judgement later copies of that text share (see split_repeats).
+        self._judged_texts: dict[str, int] = {}
         policies = settings.policies
         self._by_name = {p.name: p for p in policies}
         # Soft policies rank candidates; hard ones only where no soft policy scored.
@@ -339,46 +348,34 @@ class DecisionRun:
 
         The round's requests (one per policy the judge-call budget allows) go to
         the judge in one ``ajudge_many`` call. A text that repeats an earlier
-        one in ``indexes`` is judged once; the copy shares its scores
-        (``duplicate_of``).
+        one in ``indexes``, or one judged in an earlier round, is judged once:
+        the copy shares its scores (``duplicate_of``). A round of copies only
+        calls no judge.
         """
         if not indexes:
             return
         entries = self._entries
-        first_of: dict[str, int] = {}
-        distinct: list[int] = []
-        copies: list[tuple[int, int]] = []
-        for i in indexes:
-            text = entries[i].sample.text
-            first = first_of.get(text)
-            if first is None:
-                first_of[text] = i
-                distinct.append(i)
-                entries[i].duplicate_of = None
-            else:
-                copies.append((i, first))
-                entries[i].duplicate_of = first
-        if copies:
-            repeated: dict[int, list[int]] = {}
-            for copy, first in copies:
-                repeated.setdefault(first, []).append(copy)
-            for first, same in repeated.items():
-                self.note(
-                    f"candidate{'s' if len(same) > 1 else ''} {', '.join(map(str, same))} repeat candidate {first}'s "
-                    "text exactly: judged once, scores shared"
-                )
         policies = self.settings.policies
-        max_calls = self.settings.budget.max_judge_calls
-        allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
-        judged = [entries[i] for i in distinct]
-        if allowed:
-            await self._judge_round(policies[:allowed], judged)
-        for policy in policies[allowed:]:
-            self._judge_failed(policy, judged, "max_judge_calls reached", kind="budget")
-        for copy, first in copies:
+        known = self._judged_texts
+        distinct, copies = split_repeats(entries, indexes, known, len(policies))
+        if distinct:
+            max_calls = self.settings.budget.max_judge_calls
+            allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
+            judged = [entries[i] for i in distinct]
+            if allowed:
+                await self._judge_round(policies[:allowed], judged)
+            for policy in policies[allowed:]:
+                self._judge_failed(policy, judged, "max_judge_calls reached", kind="budget")
+            for entry in judged:
+                # The first judgement of a text stands for its later copies (a failed one does not).
+                held = known.get(entry.sample.text)
+                if held is None or not reusable(entries[held], len(policies)):
+                    known[entry.sample.text] = entry.index
+        for first, same in copies.items():
             source = entries[first]
-            entries[copy].scores.update(source.scores)
-            entries[copy].rank_fraction.update(source.rank_fraction)
+            for copy in same:
+                entries[copy].scores.update(source.scores)
+                entries[copy].rank_fraction.update(source.rank_fraction)
         rank([entries[i] for i in indexes], pools=self._pools, may_veto=self._may_veto)
 
     async def _judge_round(self, policies: Sequence[Policy], entries: Sequence[Entry]) -> None:
@@ -556,6 +553,9 @@ class DecisionRun:
                 "all_rejected", "every candidate was vetoed", "returned the best vetoed candidate (return_best)"
             )
         reasons = degraded_reasons(self._fallbacks)
+        copies = repeats(entries)
+        for first, same in copies.items():
+            self.note(repeat_note(first, same))
         sampled = [e.sample.usage for e in entries if e.source == "sampled"]
         # One validation of plain data for the whole decision: pydantic-core builds the nested
         # models in one pass, several times faster than a constructor call per candidate and score.
@@ -572,7 +572,7 @@ class DecisionRun:
                 "degraded": bool(reasons),
                 "degraded_reasons": reasons,
                 "notes": self._notes,
-                "why": explain(entries, best, reasons),
+                "why": explain(entries, best, reasons, copies),
                 "sampling_usage": {
                     "prompt_tokens": sum(u.prompt_tokens for u in sampled),
                     "completion_tokens": sum(u.completion_tokens for u in sampled),

@@ -75,8 +75,10 @@ class Guard:
             (rejected ones too), written off the request path.
 
     Messages are OpenAI-style dicts; a plain string is taken as one user
-    message. ``content`` may be a string, ``None`` (an assistant turn that only
-    calls tools) or a list of content parts: the judge reads the text parts
+    message. A role is one of ``system``, ``developer``, ``user``, ``assistant``,
+    ``tool`` or ``function`` (:data:`~ra_guard.types.ROLES`). ``content`` may be
+    a string, ``None`` (an assistant turn that only calls tools) or a list of
+    content parts: the judge reads the text parts
     (others are replaced by a marker and listed in ``decision.notes``), tool calls
     as ``[tool call] name(arguments)`` and tool results tagged with their call id.
     Samplers receive the messages as given. A malformed argument raises
@@ -263,14 +265,15 @@ class Guard:
         sampler: Sampler | str | None = None,
         n: int | None = None,
         mode: CheckMode = "on_failure",
+        strategy: Strategy | str | None = None,
     ) -> Decision:
         """Judge an agent's existing ``output``; where it fails, let the strategy look for better.
 
         The output is candidate 0 (``source="original"``). With ``mode="on_failure"``
         it is judged first; if it passes, or there is no sampler, that is the
-        decision. Otherwise the guard's strategy takes over from it (the
-        :class:`~ra_guard.strategies.Check` strategy hands it to
-        :meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
+        decision. Otherwise the guard's strategy (or this call's ``strategy``)
+        takes over from it (the :class:`~ra_guard.strategies.Check` strategy
+        hands it to :meth:`Strategy.improve`): ``BestOfN`` samples ``n`` alternatives and
         judges them beside the output; ``RetryWithFeedback`` retries with the
         output's critique as the first feedback, up to ``max_attempts`` rounds.
         The best candidate wins, the output included.
@@ -282,6 +285,13 @@ class Guard:
             n: Candidates per round (default: the strategy's ``n``).
             mode: ``on_failure`` (default) looks for alternatives only if the
                 output fails a policy; ``always`` does it every time.
+            strategy: Overrides the guard's strategy for this call (an instance or a
+                name), as in :meth:`arun`; the guard's own is left unchanged.
+
+        Raises:
+            AllCandidatesRejected: Every candidate was vetoed (and ``on_all_rejected="raise"``).
+            InputError: ``messages``, ``output`` or ``n`` is malformed.
+            ConfigurationError: ``mode`` or ``strategy`` names nothing known.
 
         Example:
             >>> from ra_guard.testing import FunctionJudge
@@ -290,9 +300,10 @@ class Guard:
             >>> d.chosen.source, d.passed
             ('original', True)
         """
-        strategy = Check(output, then=self.strategy, mode=mode)  # checks mode, then output
+        then = self.strategy if strategy is None else resolve_strategy(strategy)
+        checking = Check(output, then=then, mode=mode)  # checks mode, then output
         n = checked_n(n)
-        return await self._decide(messages, strategy, sampler=self._sampler_for(sampler), n=n)
+        return await self._decide(messages, checking, sampler=self._sampler_for(sampler), n=n)
 
     def check(
         self,
@@ -302,9 +313,10 @@ class Guard:
         sampler: Sampler | str | None = None,
         n: int | None = None,
         mode: CheckMode = "on_failure",
+        strategy: Strategy | str | None = None,
     ) -> Decision:
         """Synchronous :meth:`acheck`."""
-        return run_sync(self.acheck(messages, output, sampler=sampler, n=n, mode=mode))
+        return run_sync(self.acheck(messages, output, sampler=sampler, n=n, mode=mode, strategy=strategy))
 
     # -- rerank -----------------------------------------------------------
 

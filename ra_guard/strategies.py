@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +41,22 @@ __all__ = ["BestOfN", "Check", "CheckMode", "Rerank", "RetryWithFeedback", "Stra
 
 #: When ``check`` looks for alternatives: only if the output fails a policy, or every time.
 CheckMode = Literal["on_failure", "always"]
+
+
+def _check_count(owner: str, field: str, value: object) -> None:
+    """A ``ConfigurationError`` naming ``owner.field`` unless ``value`` is an integer >= 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{owner}.{field} must be an integer >= 1, got {value!r}")
+
+
+def _check_temperature(owner: str, value: object) -> None:
+    """A ``ConfigurationError`` naming ``owner.temperature`` unless it is ``None`` or a finite number >= 0."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigurationError(
+            f"{owner}.temperature must be a number >= 0, or None for the sampler's default, got {value!r}"
+        )
 
 
 class Strategy(ABC):
@@ -95,8 +112,8 @@ class BestOfN(Strategy):
     name: str = "best_of_n"
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ConfigurationError(f"BestOfN.n must be at least 1, got {self.n}")
+        _check_count("BestOfN", "n", self.n)
+        _check_temperature("BestOfN", self.temperature)
 
     async def decide(self, run: DecisionRun) -> None:
         new = await run.sample(run.messages, n=run.n_or(self.n), temperature=self.temperature)
@@ -150,10 +167,21 @@ class RetryWithFeedback(Strategy):
     name: str = "retry_with_feedback"
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"RetryWithFeedback.max_attempts must be at least 1, got {self.max_attempts}")
-        if self.n < 1:
-            raise ConfigurationError(f"RetryWithFeedback.n must be at least 1, got {self.n}")
+        _check_count("RetryWithFeedback", "max_attempts", self.max_attempts)
+        _check_count("RetryWithFeedback", "n", self.n)
+        _check_temperature("RetryWithFeedback", self.temperature)
+        template = self.feedback_template
+        if not isinstance(template, str):
+            raise ConfigurationError(
+                f"RetryWithFeedback.feedback_template must be a string, got {type(template).__name__}"
+            )
+        try:  # a stray placeholder would otherwise fail only at the first retry, mid-decision
+            template.format(failures="", notes="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigurationError(
+                f"RetryWithFeedback.feedback_template is not a valid template ({type(exc).__name__}: {exc}); "
+                "it may use {failures} and {notes}, and must write other braces doubled ({{ }})"
+            ) from None
 
     async def decide(self, run: DecisionRun) -> None:
         await self._rounds(run, list(run.messages))
@@ -220,7 +248,7 @@ class Check(Strategy):
 
     def __post_init__(self) -> None:
         if self.mode not in ("on_failure", "always"):
-            raise ConfigurationError(f"mode must be 'on_failure' or 'always', got {self.mode!r}")
+            raise ConfigurationError(f"Check.mode must be 'on_failure' or 'always', got {self.mode!r}")
         checked_output(self.output)
         if not isinstance(self.then, Strategy):
             raise ConfigurationError(f"Check.then must be a Strategy, got {type(self.then).__name__}")
@@ -265,9 +293,9 @@ def resolve_strategy(spec: Strategy | str) -> Strategy:
     """
     if isinstance(spec, Strategy):
         return spec
-    try:
-        return _STRATEGIES[spec]()
-    except KeyError:
+    known = _STRATEGIES.get(spec) if isinstance(spec, str) else None
+    if known is None:
         raise ConfigurationError(
             f"unknown strategy {spec!r}; use one of: {', '.join(_STRATEGIES)} or a Strategy instance"
-        ) from None
+        )
+    return known()

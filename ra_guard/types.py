@@ -9,13 +9,28 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ChatMessage", "Messages", "Sample", "Usage", "content_text", "message_text", "messages_to_prompt"]
+__all__ = [
+    "ROLES",
+    "ChatMessage",
+    "Messages",
+    "Role",
+    "Sample",
+    "Usage",
+    "content_text",
+    "message_text",
+    "messages_to_prompt",
+]
 
-Role = Literal["system", "user", "assistant", "tool", "developer"]
+#: The chat roles a message may have: OpenAI's (``developer`` is its newer ``system``,
+#: ``function`` the tool result of its older function-calling API).
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+#: :data:`Role`'s values, in order, for checks and error messages.
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class ChatMessage(TypedDict):
@@ -127,9 +142,9 @@ def message_text(message: Mapping[str, object]) -> str:
 
 def _header(message: Mapping[str, object]) -> str:
     role = str(message.get("role", "user"))
-    if role == "tool":
+    if role in ("tool", "function"):  # a result: which call it answers, where the message says
         ref = message.get("tool_call_id") or message.get("name")
-        return f"[tool ({ref})]" if ref else "[tool]"
+        return f"[{role} ({ref})]" if ref else f"[{role}]"
     return f"[{role}]"
 
 

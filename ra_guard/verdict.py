@@ -9,9 +9,11 @@ Example:
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ra_guard.exceptions import JudgeOutputError
 from ra_guard.types import Usage
 
 __all__ = ["Verdict"]
@@ -32,6 +34,10 @@ class Verdict(BaseModel):
         model: The judge model that answered.
         mode: ``reasoning``, ``fast`` or ``hybrid``.
 
+    Raises:
+        JudgeOutputError: A score is a bool (reason ``score_not_a_number``): pydantic
+            would otherwise read ``True`` as 1.0.
+
     Example:
         >>> Verdict(scores={"x": 5.0}, ranking=["x"], mode="fast").mode
         'fast'
@@ -48,6 +54,20 @@ class Verdict(BaseModel):
     usage: Usage = Usage()
     model: str | None = None
     mode: str = "reasoning"
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _no_bool_scores(cls, scores: Any) -> Any:
+        # pydantic would read True as 1.0: a judge that answers yes/no has not scored anything.
+        # A JudgeOutputError (not a ValueError) passes through validation as it is, so the
+        # engine handles it like the other impossible scores (the policy's on_judge_error).
+        if isinstance(scores, dict):
+            for name, score in scores.items():
+                if isinstance(score, bool):
+                    raise JudgeOutputError(
+                        "score_not_a_number", f"{name} scored {score!r}: a bool is not a score from 1 to 5", raw_text=""
+                    )
+        return scores
 
     @property
     def best(self) -> str:

@@ -7,7 +7,16 @@ import math
 
 import pytest
 
-from ra_guard import Decision, Guard, JudgeError, JudgeRequest, Policy, Verdict
+from ra_guard import (
+    AllCandidatesRejected,
+    Decision,
+    Guard,
+    JudgeError,
+    JudgeRequest,
+    Policy,
+    RetryWithFeedback,
+    Verdict,
+)
 from ra_guard.engine import FALLBACK_LOG
 from ra_guard.judges.base import Judge
 from ra_guard.testing import FunctionJudge, FunctionSampler
@@ -121,6 +130,36 @@ def test_a_custom_judges_impossible_scores_are_a_judge_error(bad: float, reason:
     assert all(c.scores["brief"].score is None for c in decision.candidates)
 
 
+def test_a_score_just_above_the_scale_is_reported_as_it_was() -> None:
+    judge = FunctionJudge(lambda r: {k: (5.0000001 if t == "cheat" else 4.0) for k, t in r.responses.items()})
+    decision = Guard(policies=[BRIEF], judge=judge).rerank("q", ["honest", "cheat"])
+    (fallback,) = decision.fallbacks
+    assert "scored 5.0000001, outside the scale 1..5" in fallback.reason
+
+
+class YesNoJudge(Judge):
+    """A third-party judge that answers whether each candidate is good, not how good."""
+
+    async def ajudge(self, request: JudgeRequest) -> Verdict:
+        return Verdict(scores={k: t == "honest" for k, t in request.responses.items()}, ranking=request.names)
+
+
+def test_a_bool_is_not_a_score() -> None:
+    decision = Guard(policies=[BRIEF], judge=YesNoJudge()).rerank("q", ["honest", "cheat"])
+    assert decision.degraded
+    (fallback,) = decision.fallbacks
+    assert fallback.kind == "judge_error" and "score_not_a_number" in fallback.reason
+    assert "candidate-0 scored True: a bool is not a score" in fallback.reason
+    assert all(c.scores["brief"].score is None for c in decision.candidates)
+
+
+def test_a_bool_score_follows_fail_closed() -> None:
+    closed = Policy(name="brief", principle="Be brief.", on_judge_error="fail_closed")
+    guard = Guard(policies=[closed], judge=YesNoJudge(), on_all_rejected="return_best")
+    decision = guard.rerank("q", ["honest"])
+    assert not decision.passed and decision.candidates[0].vetoed
+
+
 def test_impossible_scores_follow_fail_closed() -> None:
     closed = Policy(name="brief", principle="Be brief.", on_judge_error="fail_closed")
     judge = FunctionJudge(lambda r: dict.fromkeys(r.responses, 99.0))
@@ -149,6 +188,75 @@ def test_identical_texts_are_judged_once_and_share_scores() -> None:
     assert [c.duplicate_of for c in decision.candidates] == [None, 0, None, 0]
     assert decision.chosen_index == 0
     assert "1, 3" in decision.why and "candidate 0" in decision.why
+
+
+def test_a_text_judged_in_an_earlier_round_is_not_judged_again() -> None:
+    # A judge that drifts from call to call: judging a repeat again would give it another score.
+    drifting = FunctionJudge(lambda r: {k: 2.0 + 0.5 * len(drifting.calls) for k in r.responses})
+    strict = Policy(name="brief", principle="Be brief.", min_score=5)
+    guard = Guard(
+        policies=[strict], judge=drifting, strategy=RetryWithFeedback(max_attempts=3), on_all_rejected="return_best"
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(lambda m, i: "Same."))
+    assert len(drifting.calls) == 1 and decision.judge_calls == 1  # rounds 2 and 3 only repeat
+    assert decision.attempts == 3 and [c.attempt for c in decision.candidates] == [1, 2, 3]
+    assert [c.scores["brief"].score for c in decision.candidates] == [2.5, 2.5, 2.5]
+    assert [c.duplicate_of for c in decision.candidates] == [None, 0, 0]
+    assert "candidates 1, 2 repeat candidate 0's text exactly: judged once, scores shared" in decision.notes
+    assert "candidates 1, 2 repeat candidate 0's text (judged once)" in decision.why
+
+
+def test_a_repeat_in_a_later_round_is_judged_only_with_the_new_texts() -> None:
+    texts = iter(["Paris.", "Lyon.", "Paris.", "Nice."])
+    judge = FunctionJudge(lambda r: {k: (3.0 if t == "Paris." else 2.0) for k, t in r.responses.items()})
+    strict = Policy(name="brief", principle="Be brief.", min_score=5)
+    guard = Guard(
+        policies=[strict], judge=judge, strategy=RetryWithFeedback(max_attempts=2, n=2), on_all_rejected="return_best"
+    )
+    decision = guard.run(USER, sampler=FunctionSampler(lambda m, i: next(texts)))
+    assert [sorted(r.responses.values()) for r in judge.calls] == [["Lyon.", "Paris."], ["Nice."]]
+    assert decision.candidates[2].duplicate_of == 0
+    assert decision.candidates[2].scores == decision.candidates[0].scores
+    assert decision.candidates[3].duplicate_of is None
+    assert "candidate 2 repeats candidate 0's text exactly: judged once, scores shared" in decision.notes
+
+
+def test_a_repeat_of_a_vetoed_text_keeps_its_veto_and_counts_as_an_attempt() -> None:
+    hard = Policy(name="json", principle="Reply with JSON only.", kind="hard", min_score=4)
+    judge = FunctionJudge(lambda r: dict.fromkeys(r.responses, 1.0))
+    guard = Guard(policies=[hard], judge=judge, strategy=RetryWithFeedback(max_attempts=4))
+    with pytest.raises(AllCandidatesRejected) as err:
+        guard.run(USER, sampler=FunctionSampler(lambda m, i: "not json"))
+    decision = err.value.decision
+    assert len(judge.calls) == 1 and decision.attempts == 4
+    assert all(c.vetoed for c in decision.candidates) and len(decision.candidates) == 4
+    assert [c.duplicate_of for c in decision.candidates] == [None, 0, 0, 0]
+
+
+def test_check_does_not_judge_the_agents_output_again_when_a_retry_repeats_it() -> None:
+    judge = FunctionJudge(lambda r: {k: (2.0 if t == "agent answer" else 5.0) for k, t in r.responses.items()})
+    strict = Policy(name="brief", principle="Be brief.", min_score=4)
+    answers = iter(["agent answer", "better"])
+    guard = Guard(policies=[strict], judge=judge, strategy=RetryWithFeedback(max_attempts=2))
+    decision = guard.check(USER, "agent answer", sampler=FunctionSampler(lambda m, i: next(answers)))
+    assert [list(r.responses.values()) for r in judge.calls] == [["agent answer"], ["better"]]
+    assert decision.candidates[1].duplicate_of == 0 and decision.text == "better"
+
+
+def test_a_repeat_of_a_text_whose_judge_call_failed_is_judged_anew() -> None:
+    failures = iter([True])
+
+    def flaky(request: JudgeRequest) -> dict[str, float]:
+        if next(failures, False):
+            raise JudgeError("connection reset", judge="flaky")
+        return dict.fromkeys(request.responses, 3.0)
+
+    judge = FunctionJudge(flaky)
+    strict = Policy(name="brief", principle="Be brief.", min_score=5, on_judge_error="fail_closed")
+    guard = Guard(policies=[strict], judge=judge, strategy=RetryWithFeedback(max_attempts=2))
+    decision = guard.run(USER, sampler=FunctionSampler(lambda m, i: "Same."))
+    assert len(judge.calls) == 2
+    assert decision.candidates[1].duplicate_of is None and decision.candidates[1].scores["brief"].score == 3.0
 
 
 # -- health check ------------------------------------------------------------------------------------

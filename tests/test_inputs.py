@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from ra_guard import BestOfN, Budget, ConfigurationError, Guard, InputError, Policy, SamplerError
+from ra_guard import (
+    BestOfN,
+    Budget,
+    ConfigurationError,
+    Guard,
+    InputError,
+    Policy,
+    RetryWithFeedback,
+    SamplerError,
+    Strategy,
+)
 from ra_guard.testing import FunctionJudge, FunctionSampler
 
 POLICY = Policy(name="brief", principle="Be brief.")
@@ -74,15 +84,42 @@ def test_a_sampler_returning_none_is_a_sampler_error_naming_it() -> None:
         guard().run(USER, sampler=sampler, n=2)
 
 
-@pytest.mark.parametrize("n", [-1, 0, 1.5, True])
+@pytest.mark.parametrize("n", [-1, 0, 1.5, True, "3"])
 def test_n_must_be_a_positive_integer(n: Any) -> None:
-    with pytest.raises(InputError, match="n must be"):
+    with pytest.raises(InputError) as err:
         guard().run(USER, sampler=FunctionSampler(lambda m, i: "x"), n=n)
+    assert err.value.argument == "n"
+    assert str(err.value) == f"n: must be an integer >= 1 (or None for the strategy's n), got {n!r}"
 
 
 def test_n_zero_in_check_is_an_error_not_the_default() -> None:
-    with pytest.raises(InputError, match="n must be"):
+    with pytest.raises(InputError, match="n: must be an integer >= 1"):
         guard().check(USER, "x", sampler=FunctionSampler(lambda m, i: "x"), n=0)
+
+
+@pytest.mark.parametrize("role", ["wizard", "User", "human"])
+def test_an_unknown_role_is_refused_naming_the_message_and_the_roles(role: str) -> None:
+    messages = [{"role": "system", "content": "Be kind."}, {"role": role, "content": "hi"}]
+    with pytest.raises(InputError) as err:
+        guard().run(messages, sampler=FunctionSampler(lambda m, i: "x"), n=1)  # type: ignore[arg-type]
+    assert err.value.argument == "messages[1].role"
+    assert f"is {role!r}, not a chat role" in str(err.value)
+    assert "system, developer, user, assistant, tool, function" in str(err.value)
+
+
+def test_the_roles_openai_accepts_are_accepted() -> None:
+    messages = [
+        {"role": "developer", "content": "Answer in one word."},
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": "{}"}},
+        {"role": "function", "name": "weather", "content": "sunny"},
+    ]
+    judge = length_judge()
+    decision = Guard(policies=[POLICY], judge=judge).rerank(messages, ["Sunny."])  # type: ignore[arg-type]
+    assert decision.text == "Sunny."
+    (request,) = judge.calls
+    assert request.prompt.startswith("[developer]\nAnswer in one word.")
+    assert "[function (weather)]\nsunny" in request.prompt
 
 
 @pytest.mark.parametrize(
@@ -110,6 +147,43 @@ def test_budget_fields_must_be_positive(fields: dict[str, Any]) -> None:
 def test_best_of_n_n_is_checked() -> None:
     with pytest.raises(ConfigurationError):
         BestOfN(n=0)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "fields", "field"),
+    [
+        (BestOfN, {"n": "3"}, "n"),
+        (BestOfN, {"n": 2.0}, "n"),
+        (BestOfN, {"n": True}, "n"),
+        (BestOfN, {"temperature": "0.7"}, "temperature"),
+        (BestOfN, {"temperature": -0.1}, "temperature"),
+        (BestOfN, {"temperature": math.nan}, "temperature"),
+        (RetryWithFeedback, {"n": "3"}, "n"),
+        (RetryWithFeedback, {"max_attempts": "3"}, "max_attempts"),
+        (RetryWithFeedback, {"max_attempts": None}, "max_attempts"),
+        (RetryWithFeedback, {"temperature": "hot"}, "temperature"),
+        (RetryWithFeedback, {"feedback_template": None}, "feedback_template"),
+        (RetryWithFeedback, {"feedback_template": "Fix {problems}"}, "feedback_template"),
+        (RetryWithFeedback, {"feedback_template": "Reply as {json}: {failures}"}, "feedback_template"),
+    ],
+)
+def test_strategy_settings_of_the_wrong_type_are_a_configuration_error_naming_the_field(
+    strategy: type[Strategy], fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{strategy.__name__}\.{field} ") as err:
+        strategy(**fields)  # type: ignore[call-arg]
+    assert not isinstance(err.value, TypeError)
+
+
+def test_a_feedback_template_with_doubled_braces_is_accepted() -> None:
+    template = 'Fix:\n{failures}\nReply as {{"answer": ...}}'
+    assert RetryWithFeedback(feedback_template=template, temperature=0).feedback_template == template
+
+
+@pytest.mark.parametrize("spec", [3, ["best_of_n"], None])
+def test_a_strategy_that_is_neither_a_name_nor_a_strategy_is_a_configuration_error(spec: Any) -> None:
+    with pytest.raises(ConfigurationError, match="unknown strategy"):
+        Guard(policies=[POLICY], judge=length_judge(), strategy=spec)
 
 
 # -- message shapes --------------------------------------------------------------------------------------

@@ -174,3 +174,31 @@ def test_a_call_can_run_another_strategy_without_changing_the_guards() -> None:
     by_name = guard.run("q", sampler=sampler, strategy="retry_with_feedback")
     assert by_name.strategy == "retry_with_feedback"
     assert guard.run("q", sampler=sampler).strategy == "best_of_n" and guard.strategy.name == "best_of_n"
+
+
+def test_a_check_can_run_another_strategy_without_changing_the_guards() -> None:
+    model = Scripted(["v2", "v3"])
+    guard = Guard(policies=[POLICY], judge=judge_by_text({"agent answer": 2, "v2": 3, "v3": 5}), strategy=BestOfN(n=2))
+    decision = guard.check(
+        USER, "agent answer", sampler=FunctionSampler(model), strategy=RetryWithFeedback(max_attempts=2)
+    )
+    assert decision.strategy == "check" and decision.text == "v3"
+    assert [c.attempt for c in decision.candidates] == [0, 1, 2]  # two rounds of one: retried, not best-of-2
+    assert "scored 2/5; needs 4" in model.seen[0][2]["content"]  # the output's critique came first
+    assert guard.strategy == BestOfN(n=2)
+
+
+async def test_acheck_takes_a_strategy_by_name() -> None:
+    model = Scripted(["v2"])
+    guard = Guard(policies=[POLICY], judge=judge_by_text({"agent answer": 2, "v2": 5}), strategy=BestOfN(n=3))
+    decision = await guard.acheck(USER, "agent answer", sampler=FunctionSampler(model), strategy="retry_with_feedback")
+    assert decision.text == "v2" and len(decision.candidates) == 2 and len(model.seen) == 1
+    assert model.seen[0][1] == {"role": "assistant", "content": "agent answer"}
+
+
+def test_check_refuses_an_unknown_strategy_name() -> None:
+    from ra_guard import ConfigurationError
+
+    guard = Guard(policies=[POLICY], judge=judge_by_text({"agent answer": 2}))
+    with pytest.raises(ConfigurationError, match="unknown strategy 'retry'"):
+        guard.check(USER, "agent answer", sampler=FunctionSampler(Scripted([])), strategy="retry")
