@@ -153,6 +153,15 @@ def test_a_bool_is_not_a_score() -> None:
     assert all(c.scores["brief"].score is None for c in decision.candidates)
 
 
+def test_a_scoring_function_answering_bools_is_a_judge_error() -> None:
+    judge = FunctionJudge(lambda r: dict.fromkeys(r.responses, True))
+    decision = Guard(policies=[BRIEF], judge=judge).rerank("q", ["honest", "cheat"])
+    assert decision.degraded
+    (fallback,) = decision.fallbacks
+    assert fallback.kind == "judge_error" and "score_not_a_number" in fallback.reason
+    assert all(c.scores["brief"].score is None for c in decision.candidates)
+
+
 def test_a_bool_score_follows_fail_closed() -> None:
     closed = Policy(name="brief", principle="Be brief.", on_judge_error="fail_closed")
     guard = Guard(policies=[closed], judge=YesNoJudge(), on_all_rejected="return_best")

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 
 from ra_guard._threads import call_in_thread, is_async_callable
-from ra_guard.exceptions import JudgeError
+from ra_guard.exceptions import JudgeError, JudgeOutputError
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.samplers.function import FunctionSampler
 from ra_guard.verdict import Verdict
@@ -75,7 +75,16 @@ class FunctionJudge(Judge):
         if isinstance(result, Verdict):
             return result
         try:
-            scores = {name: float(result[name]) for name in request.responses}
+            raw = {name: result[name] for name in request.responses}
+            for name, value in raw.items():
+                if isinstance(value, bool):  # float(True) would read as a score of 1
+                    raise JudgeOutputError(
+                        "score_not_a_number",
+                        f"{name} scored {value!r}: a bool is not a score from 1 to 5",
+                        raw_text=repr(result)[:200],
+                        judge=self.name,
+                    )
+            scores = {name: float(value) for name, value in raw.items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
         # A stable sort keeps ties in the caller's order, reverse=True included.
