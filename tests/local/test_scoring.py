@@ -12,6 +12,7 @@ from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
 from ra_guard.judges.scoring import ForcedJsonReader, permutation_orders
 from ra_guard.local import LocalJudge
+from tests.local.scripted import Scripted
 
 torch = pytest.importorskip("torch")
 
@@ -20,45 +21,6 @@ REQUEST = JudgeRequest(
     prompt="What is the capital of France?",
     responses={"terse": "Paris.", "wordy": "The capital of France is the city of Paris.", "wrong": "Lyon."},
 )
-
-
-class Scripted(torch.nn.Module):
-    """A test-only wrapper that makes the real model write ``script`` (then end of text), greedily."""
-
-    def __init__(self, inner: Any, script: list[int], eos: int) -> None:
-        super().__init__()
-        self.inner = inner
-        self.config = inner.config
-        self.generation_config = inner.generation_config
-        self.script = [*script, eos]
-        self.step = 0
-
-    @property
-    def device(self) -> Any:
-        return self.inner.device
-
-    def forward(
-        self,
-        input_ids: Any,
-        attention_mask: Any,
-        position_ids: Any,
-        cache: Any = None,
-        use_cache: bool = True,
-        logits_to_keep: int = 0,
-    ) -> Any:
-        out = self.inner(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-        )
-        self.step = 0 if input_ids.shape[1] > 1 else self.step + 1
-        forced = torch.full_like(out.logits[:, -1, :], -1e9)
-        forced[:, self.script[min(self.step, len(self.script) - 1)]] = 0.0
-        out.logits[:, -1, :] = forced
-        return out
 
 
 def test_fast_mode_reads_a_distribution_per_candidate(tiny_model_path: Path) -> None:
