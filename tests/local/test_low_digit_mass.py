@@ -245,7 +245,7 @@ def test_smollm2_reads_digits_without_a_note_and_falls_back_above_its_mass(
 
 def test_settings_are_checked_before_loading(tmp_path: Path) -> None:
     missing = tmp_path / "no-model"
-    with pytest.raises(ConfigurationError, match="min_digit_mass must be between 0 and 1, got 1.5"):
+    with pytest.raises(ConfigurationError, match=r"min_digit_mass must be between 0 and 1, got 1\.5"):
         LocalJudge(missing, mode="fast", min_digit_mass=1.5)
     with pytest.raises(ConfigurationError, match="on_low_digit_mass must be 'parse' or 'raise'"):
         LocalJudge(missing, mode="fast", on_low_digit_mass="ignore")  # type: ignore[arg-type]
