@@ -33,8 +33,9 @@ adds over the reference package's local ``RewardModel``:
   rate-limited WARNING is logged on ``ra_guard.judges``. ``"raise"`` fails that
   request with :class:`~ra_guard.exceptions.JudgeOutputError` (reason
   ``low_digit_mass``). Other requests of the batch keep their digit verdicts.
-  SmolLM2-135M-Instruct standing in as a judge puts 0.86-1.0 of the probability
-  on the digits; a random-weight model about 0.005 (tests pass ``min_digit_mass=0``).
+  Measured: SmolLM2-135M-Instruct standing in as a judge (``make demo``) puts
+  0.86-1.0 of the probability on the digits; a random-weight model about 0.005
+  (its tests pass ``min_digit_mass=0``). A NaN mass always counts as too thin.
 
 Example:
     >>> from ra_guard.testing.tiny_model import build_tiny_model
