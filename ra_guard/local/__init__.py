@@ -26,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from ra_guard.local.judge import JudgeSettings, LocalJudge, LocalJudgeSettings, Mode, OnTooLong
+from ra_guard.local.judge import JudgeSettings, LocalJudge, LocalJudgeSettings, LowDigitMass, Mode, OnTooLong
 from ra_guard.local.loading import (
     LoadOptions,
     LoadSettings,
@@ -44,6 +44,7 @@ __all__ = [
     "LocalJudgeSettings",
     "LocalModelError",
     "LocalOutOfMemoryError",
+    "LowDigitMass",
     "Mode",
     "OnTooLong",
     "SamplerOutOfMemoryError",

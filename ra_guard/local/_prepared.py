@@ -38,11 +38,16 @@ _STEP_CACHE_SIZE = 4096
 
 @dataclasses.dataclass
 class PreparedInput:
-    """One request ready for the model: its rendering, token ids and notes on shortened candidates."""
+    """One request ready for the model: its rendering, token ids and notes on shortened candidates.
+
+    ``request`` is the request as given (before any shortening), kept so that
+    a fallback can prepare it again for another mode.
+    """
 
     rendered: RenderedRequest
     ids: list[int]
     notes: list[str]
+    request: JudgeRequest
 
 
 class JudgeInputs:
@@ -181,7 +186,7 @@ class JudgeInputs:
         ids = self._ids(rendered)
         limit = self.context_length - self.reserved(rendered)
         if len(ids) <= limit:
-            return PreparedInput(rendered=rendered, ids=ids, notes=[])
+            return PreparedInput(rendered=rendered, ids=ids, notes=[], request=request)
         reserved = self.context_length - limit
         if self.on_too_long == "raise":
             sizes = {name: len(self.encode_untrusted(text)) for name, text in request.responses.items()}
@@ -201,4 +206,4 @@ class JudgeInputs:
             reserved=reserved,
         )
         rendered = render_messages(dataclasses.replace(request, responses=responses))
-        return PreparedInput(rendered=rendered, ids=self._ids(rendered), notes=notes)
+        return PreparedInput(rendered=rendered, ids=self._ids(rendered), notes=notes, request=request)

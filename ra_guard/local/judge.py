@@ -24,6 +24,18 @@ adds over the reference package's local ``RewardModel``:
   (``on_too_long="shorten"``) or :class:`~ra_guard.exceptions.JudgeInputTooLongError`
   is raised (``"raise"``).
 - **Position-bias control**: ``permutations=K`` judges K orders and averages.
+- **A thin digit mass is seen.** In ``fast``/``hybrid`` mode, where the digits
+  1-5 hold less than ``min_digit_mass`` (default 0.1) of the probability at a
+  score, that request's reading stops and, with ``on_low_digit_mass="parse"``
+  (the default), it is judged again by one ``reasoning`` generation of at most
+  ``fallback_max_tokens`` tokens, in a batch of its own after the digit reading;
+  the verdict says so in ``Verdict.repairs`` (``low_digit_mass: ...``) and a
+  rate-limited WARNING is logged on ``ra_guard.judges``. ``"raise"`` fails that
+  request with :class:`~ra_guard.exceptions.JudgeOutputError` (reason
+  ``low_digit_mass``). Other requests of the batch keep their digit verdicts.
+  Measured: SmolLM2-135M-Instruct standing in as a judge (``make demo``) puts
+  0.86-1.0 of the probability on the digits; a random-weight model about 0.005
+  (its tests pass ``min_digit_mass=0``). A NaN mass always counts as too thin.
 
 Example:
     >>> from ra_guard.testing.tiny_model import build_tiny_model
@@ -38,12 +50,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import math
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from typing_extensions import TypedDict, Unpack
 
-from ra_guard.exceptions import ConfigurationError, JudgeError
+from ra_guard._warn import warn_fallback
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError
 from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.judges.chat import ChatAnswer, verdict_from_answer
 from ra_guard.judges.format import presentation_order
@@ -79,13 +94,18 @@ __all__ = [
     "LocalJudgeSettings",
     "LocalModelError",
     "LocalOutOfMemoryError",
+    "LowDigitMass",
     "Mode",
     "OnTooLong",
 ]
 
 Mode = Literal["reasoning", "fast", "hybrid"]
 OnTooLong = Literal["shorten", "raise"]
+#: What ``fast``/``hybrid`` do where the digits hold too little probability: parse a generation, or raise.
+LowDigitMass = Literal["parse", "raise"]
 _MODES = ("reasoning", "fast", "hybrid")
+#: The reason code of a low digit mass (``JudgeOutputError.reason``, the note's code in ``Verdict.repairs``).
+LOW_DIGIT_MASS = "low_digit_mass"
 
 
 class JudgeSettings(TypedDict, total=False):
@@ -104,6 +124,9 @@ class JudgeSettings(TypedDict, total=False):
     max_wait_ms: float
     prefix_cache: bool
     permutations: int
+    min_digit_mass: float
+    on_low_digit_mass: LowDigitMass
+    fallback_max_tokens: int
     name: str | None
 
 
@@ -142,7 +165,19 @@ class LocalJudge(Judge):
         max_wait_ms: How long a request waits for others to join its batch.
         prefix_cache: Reuse the system prompt's key/value cache across requests.
         permutations: Judge this many candidate orders and average (position-bias
-            control); 1 judges the reference order only.
+            control); 1 judges the reference order only. With
+            ``on_low_digit_mass="raise"``, an order whose digits held too little
+            probability fails the whole call.
+        min_digit_mass: ``fast``/``hybrid``: the least probability the digits
+            1-5 must hold together where a score is read (default 0.1; a
+            RewardAnything model puts nearly all of it there). 0 turns the check off.
+        on_low_digit_mass: ``"parse"`` (default) judges a request whose digits
+            held less again with one ``reasoning`` generation, noted in
+            ``Verdict.repairs`` and logged; ``"raise"`` fails it with
+            :class:`~ra_guard.exceptions.JudgeOutputError` (reason ``low_digit_mass``).
+        fallback_max_tokens: Generation limit of that fallback (default 512), so
+            that it stays near the cost of the mode asked for; a verdict cut off
+            there fails with the parser's reason (``truncated_thinking``...).
         name: The judge's name in traces and errors (default ``local:<model>``).
 
     Raises:
@@ -208,6 +243,9 @@ class LocalJudge(Judge):
         max_wait_ms: float = 5.0,
         prefix_cache: bool = True,
         permutations: int = 1,
+        min_digit_mass: float = 0.1,
+        on_low_digit_mass: LowDigitMass = "parse",
+        fallback_max_tokens: int = 512,
         name: str | None = None,
     ) -> None:
         # The one place the judge settings' defaults live (the class docstring lists them).
@@ -224,18 +262,23 @@ class LocalJudge(Judge):
         self.sampling = sampling
         self.on_too_long: OnTooLong = on_too_long
         self.permutations = permutations
+        self.min_digit_mass = min_digit_mass
+        self.on_low_digit_mass: LowDigitMass = on_low_digit_mass
+        self.fallback_max_tokens = fallback_max_tokens
         config = getattr(model, "config", None)
         self.context_length = context_length or int(getattr(config, "max_position_embeddings", 0) or 32768)
-        self.inputs = JudgeInputs(
+        inputs = functools.partial(
+            JudgeInputs,
             tokenizer,
-            mode=mode,
             context_length=self.context_length,
-            max_new_tokens=max_new_tokens,
             thinking_budget=thinking_budget,
             on_too_long=on_too_long,
             judge=self.name,
             model_name=model_name,
         )
+        self.inputs = inputs(mode=mode, max_new_tokens=max_new_tokens)
+        # The low-digit-mass fallback's inputs: the same request in reasoning mode, fitted for its own budget.
+        self._fallback_inputs = inputs(mode="reasoning", max_new_tokens=fallback_max_tokens)
         self._digit_ids = self.inputs.single_token_ids(DIGITS) if mode != "reasoning" else []
         self._stop_ids = self._eos_ids()
         self._think_close = self.inputs.single_token_ids(["</think>"])[0] if mode == "hybrid" else None
@@ -306,13 +349,15 @@ class LocalJudge(Judge):
     def _usage(self, job: PreparedInput, completion: int) -> Usage:
         return Usage(prompt_tokens=len(job.ids), completion_tokens=completion)
 
-    def _reasoning(self, jobs: list[PreparedInput]) -> list[Verdict | BaseException]:
+    def _reasoning(
+        self, jobs: list[PreparedInput], *, max_new_tokens: int | None = None
+    ) -> list[Verdict | BaseException]:
         engine = self.engine
         state, logits = engine.start([job.ids for job in jobs])
         result = engine.decode(
             state,
             logits,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
             stop_ids=self._stop_ids,
             choose=engine.chooser(self.sampling),
             drop_finished=True,
@@ -357,42 +402,111 @@ class LocalJudge(Judge):
                 completions[r] = len(tokens) + len(chunk) - len(pending)
                 chunks.append(chunk)
             logits = engine.extend(state, chunks)
-        steps = self._read_digits(state, logits, readers)
+        steps, thin = self._read_digits(state, logits, readers)
+        del state, logits  # the digit reading is over: a fallback below starts a batch of its own
         verdicts: list[Verdict | BaseException] = []
+        fallbacks: list[tuple[int, str, Usage]] = []
         for r, (job, reader) in enumerate(zip(jobs, readers, strict=True)):
-            reasoning = unmask_names(thoughts[r].replace("<think>", "").strip(), job.rendered.masked_to_caller)
             closing = "" if self.mode == "fast" else "</think>\n\n"
+            raw_text = (thoughts[r] + closing if self.mode == "hybrid" else "") + reader.prefix
+            usage = self._usage(job, completions[r] + steps[r])
+            low = thin[r]
+            if low is not None:
+                mass, shown = low
+                name = job.rendered.masked_to_caller.get(shown, shown)
+                detail = (
+                    f"the digits 1-5 held {mass:.1%} of the probability where {name}'s score was expected "
+                    f"(min_digit_mass={self.min_digit_mass:g})"
+                )
+                if self.on_low_digit_mass == "raise":
+                    hint = "; lower min_digit_mass, or use mode='reasoning' for this model"
+                    verdicts.append(JudgeOutputError(LOW_DIGIT_MASS, detail + hint, raw_text=raw_text, judge=self.name))
+                else:
+                    verdicts.append(JudgeError("not run", judge=self.name))  # replaced by the fallback's outcome
+                    fallbacks.append((r, detail, usage))
+                continue
             verdict = verdict_from_distributions(
                 job.rendered,
                 reader.distributions,
                 mode=self.mode,
-                reasoning=reasoning,
-                raw_text=(thoughts[r] + closing if self.mode == "hybrid" else "") + reader.prefix + "}}",
-                usage=self._usage(job, completions[r] + steps[r]),
+                reasoning=unmask_names(thoughts[r].replace("<think>", "").strip(), job.rendered.masked_to_caller),
+                raw_text=raw_text + "}}",
+                usage=usage,
                 model=self.model_name,
                 repairs=job.notes,
             )
             verdicts.append(verdict)
+        if fallbacks:
+            outcomes = self._fallback([(jobs[r], detail, spent) for r, detail, spent in fallbacks])
+            for (r, _, _), outcome in zip(fallbacks, outcomes, strict=True):
+                verdicts[r] = outcome
         return verdicts
 
-    def _read_digits(self, state: BatchState, logits: Any, readers: list[ForcedJsonReader]) -> list[int]:
+    def _read_digits(
+        self, state: BatchState, logits: Any, readers: list[ForcedJsonReader]
+    ) -> tuple[list[int], list[tuple[float, str] | None]]:
         """Feed each reader its digit distributions, one batched step per candidate.
 
-        Returns the tokens each row consumed: the forced steps plus its last digit.
+        A row whose digits hold less than ``min_digit_mass`` (or a NaN) stops
+        being read there: its verdict will not come from these digits.
+
+        Returns:
+            The tokens each row consumed (the forced steps plus its last digit),
+            and per row ``(digit mass, shown name)`` of the read that was too
+            thin, or ``None`` where every read held enough.
         """
         fed = [1] * len(readers)
+        thin: list[tuple[float, str] | None] = [None] * len(readers)
         while True:
             chunks: list[list[int]] = []
-            for r, (reader, (distribution, _mass)) in enumerate(
+            for r, (reader, (distribution, mass)) in enumerate(
                 zip(readers, self.engine.digit_probabilities(logits, self._digit_ids), strict=True)
             ):
-                step = None if reader.done else reader.feed(distribution)
-                chunk = self.inputs.step_ids(step) if step is not None else []
+                chunk: list[int] = []
+                if not reader.done and thin[r] is None:
+                    if mass >= self.min_digit_mass:
+                        step = reader.feed(distribution)
+                        chunk = self.inputs.step_ids(step) if step is not None else []
+                    else:
+                        thin[r] = (mass if math.isfinite(mass) else 0.0, reader.names[len(reader.distributions)])
                 fed[r] += len(chunk)
                 chunks.append(chunk)
             if not any(chunks):
-                return fed
+                return fed, thin
             logits = self.engine.extend(state, chunks)
+
+    def _fallback(self, low: list[tuple[PreparedInput, str, Usage]]) -> list[Verdict | BaseException]:
+        """Judge requests whose digits held too little probability with one bounded reasoning generation.
+
+        Each is prepared again for ``reasoning`` mode (fitted for
+        ``fallback_max_tokens``), logged, and its verdict carries the
+        ``low_digit_mass`` note and the tokens the digit reading spent.
+        """
+        limit = self.fallback_max_tokens
+        results: list[Verdict | BaseException] = []
+        jobs: list[PreparedInput] = []
+        slots: list[tuple[int, str, Usage]] = []
+        for job, detail, spent in low:
+            warn_fallback(self.name, LOW_DIGIT_MASS, f"{detail} (fallback generation of at most {limit} tokens)")
+            note = f"{LOW_DIGIT_MASS}: {detail}; parsed a generated verdict"
+            try:
+                prepared = self._fallback_inputs.prepare(job.request)
+            except JudgeError as exc:  # e.g. too long for the fallback's budget with on_too_long="raise"
+                results.append(exc)
+                continue
+            slots.append((len(results), detail, spent))
+            results.append(JudgeError("not run", judge=self.name))
+            jobs.append(dataclasses.replace(prepared, notes=[*prepared.notes, note]))
+        if jobs:
+            for (slot, detail, spent), outcome in zip(slots, self._reasoning(jobs, max_new_tokens=limit), strict=True):
+                if isinstance(outcome, Verdict):
+                    outcome = outcome.model_copy(update={"usage": outcome.usage + spent})
+                elif isinstance(outcome, JudgeError):
+                    # The parse error says why; this says it was the fallback's bounded generation.
+                    fallback = f"in the {LOW_DIGIT_MASS} fallback, a generation of at most {limit} tokens"
+                    outcome.args = (f"{outcome.args[0]} ({fallback}: {detail})",)
+                results[slot] = outcome
+        return results
 
     # -- the Judge interface ----------------------------------------------------
 
@@ -400,7 +514,10 @@ class LocalJudge(Judge):
         """Judge one request; concurrent calls are batched together.
 
         Raises:
-            JudgeOutputError: ``reasoning`` mode output could not be parsed.
+            JudgeOutputError: ``reasoning`` mode output (or the low-digit-mass
+                fallback's) could not be parsed; or, with
+                ``on_low_digit_mass="raise"``, the digits held too little probability
+                (reason ``low_digit_mass``).
             JudgeInputTooLongError: The input does not fit and ``on_too_long="raise"``.
             LocalOutOfMemoryError: Out of memory even for this request alone.
         """
@@ -413,6 +530,9 @@ class LocalJudge(Judge):
         )
         verdicts = [v for v in outcomes if isinstance(v, Verdict)]
         failures = [e for e in outcomes if not isinstance(e, Verdict)]
+        thin = [e for e in failures if isinstance(e, JudgeOutputError) and e.reason == LOW_DIGIT_MASS]
+        if thin:  # on_low_digit_mass="raise": no verdict rests on an order whose digits held too little
+            raise thin[0]
         if not verdicts:
             raise failures[0]
         averaged = average_verdicts(verdicts)
@@ -444,6 +564,14 @@ def _check_settings(settings: JudgeSettings) -> None:
         raise ConfigurationError("max_new_tokens and thinking_budget must be at least 1")
     if settings.get("permutations", 1) < 1:
         raise ConfigurationError("permutations must be at least 1")
+    min_digit_mass = settings.get("min_digit_mass", 0.1)
+    if not 0.0 <= min_digit_mass <= 1.0:
+        raise ConfigurationError(f"min_digit_mass must be between 0 and 1, got {min_digit_mass}")
+    on_low_digit_mass = settings.get("on_low_digit_mass", "parse")
+    if on_low_digit_mass not in ("parse", "raise"):
+        raise ConfigurationError(f"on_low_digit_mass must be 'parse' or 'raise', got {on_low_digit_mass!r}")
+    if settings.get("fallback_max_tokens", 1) < 1:
+        raise ConfigurationError("fallback_max_tokens must be at least 1 token")
 
 
 def _free_memory() -> None:

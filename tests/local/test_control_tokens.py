@@ -115,7 +115,7 @@ def test_a_shortened_candidate_stays_text(tiny_loaded: Any) -> None:
 def test_the_model_reads_the_safe_ids(tiny_loaded: Any) -> None:
     """End to end: the rows the engine runs carry only the template's control tokens."""
     model, tokenizer = tiny_loaded
-    judge = LocalJudge.from_model(model, tokenizer, mode="fast", prefix_cache=False)
+    judge = LocalJudge.from_model(model, tokenizer, mode="fast", prefix_cache=False, min_digit_mass=0.0)
     rows: list[list[int]] = []
     start = judge.engine.start
 

@@ -106,7 +106,7 @@ async def test_concurrent_calls_are_batched_and_equal_one_by_one(tiny_model_path
 
 
 async def test_each_caller_gets_its_own_fast_verdict(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="fast", max_batch_size=8, max_wait_ms=200)
+    judge = LocalJudge(tiny_model_path, mode="fast", max_batch_size=8, max_wait_ms=200, min_digit_mass=0.0)
     results = await _concurrently(judge, REQUESTS)
     assert judge.batch_sizes == [len(REQUESTS)]
     for request, result in zip(REQUESTS, results, strict=True):
@@ -120,7 +120,7 @@ async def test_each_caller_gets_its_own_fast_verdict(tiny_model_path: Path) -> N
 
 
 def test_sync_judge_calls_from_fresh_event_loops_share_the_worker(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="fast", max_wait_ms=0)
+    judge = LocalJudge(tiny_model_path, mode="fast", max_wait_ms=0, min_digit_mass=0.0)
     first = judge.judge(REQUESTS[0])
     second = judge.judge(REQUESTS[0])
     assert first.scores == second.scores

@@ -22,7 +22,7 @@ TEXTS = ["Paris.", "The capital of France is Paris.", "Lyon.", "I would rather n
 def test_guard_decides_with_the_local_judge(tiny_model_path: Path) -> None:
     judge = resolve_judge(f"local:{tiny_model_path}")
     assert isinstance(judge, LocalJudge) and judge.mode == "reasoning"
-    judge = LocalJudge(tiny_model_path, mode="fast", max_wait_ms=50)
+    judge = LocalJudge(tiny_model_path, mode="fast", max_wait_ms=50, min_digit_mass=0.0)
     guard = Guard(policies=["concise", "harmless"], judge=judge, strategy=BestOfN(n=4), on_all_rejected="return_best")
     decision = guard.run(USER, sampler=FunctionSampler(lambda m, i: TEXTS[i]))
     assert len(decision.candidates) == 4
@@ -38,7 +38,7 @@ def test_guard_decides_with_the_local_judge(tiny_model_path: Path) -> None:
 
 
 async def test_concurrent_decisions_share_batches(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="fast", max_batch_size=16, max_wait_ms=100)
+    judge = LocalJudge(tiny_model_path, mode="fast", max_batch_size=16, max_wait_ms=100, min_digit_mass=0.0)
     guard = Guard(policies=["concise"], judge=judge, strategy=BestOfN(n=2), on_all_rejected="return_best")
     sampler = FunctionSampler(lambda m, i: TEXTS[i])
     decisions = await asyncio.gather(*(guard.arun(USER, sampler=sampler) for _ in range(8)))

@@ -42,7 +42,7 @@ def test_the_generation_prompt_is_never_cut(tiny_loaded: Any) -> None:
 
 
 def test_shorten_cuts_the_longest_candidates_and_says_so(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="fast", context_length=900)
+    judge = LocalJudge(tiny_model_path, mode="fast", context_length=900, min_digit_mass=0.0)
     verdict = judge.judge(REQUEST)
     notes = [r for r in verdict.repairs if r.startswith("input_truncated")]
     assert any(n.startswith("input_truncated: long ") for n in notes)
@@ -150,7 +150,7 @@ class OutOfMemoryWhenBatched(torch.nn.Module):
 
 def test_out_of_memory_is_a_typed_error_saying_what_to_reduce(tiny_loaded: Any) -> None:
     model, tokenizer = tiny_loaded
-    judge = LocalJudge.from_model(OutOfMemoryWhenBatched(model, limit=0), tokenizer, mode="fast")
+    judge = LocalJudge.from_model(OutOfMemoryWhenBatched(model, limit=0), tokenizer, mode="fast", min_digit_mass=0.0)
     with pytest.raises(LocalOutOfMemoryError, match="max_new_tokens") as info:
         judge.judge(SMALL)
     assert isinstance(info.value, JudgeError) and info.value.retryable
@@ -162,7 +162,7 @@ async def test_out_of_memory_splits_the_batch(tiny_loaded: Any) -> None:
 
     model, tokenizer = tiny_loaded
     wrapper = OutOfMemoryWhenBatched(model, limit=1)
-    judge = LocalJudge.from_model(wrapper, tokenizer, mode="fast", max_wait_ms=200)
+    judge = LocalJudge.from_model(wrapper, tokenizer, mode="fast", max_wait_ms=200, min_digit_mass=0.0)
     verdicts = await asyncio.gather(*(judge.ajudge(SMALL) for _ in range(4)))
     assert judge.batch_sizes == [4]
     assert 4 in wrapper.seen and 2 in wrapper.seen

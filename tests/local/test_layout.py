@@ -46,6 +46,7 @@ def test_local_package_exports() -> None:
         "LocalJudgeSettings",
         "LocalModelError",
         "LocalOutOfMemoryError",
+        "LowDigitMass",
         "Mode",
         "OnTooLong",
         "SamplerOutOfMemoryError",

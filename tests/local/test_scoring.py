@@ -12,6 +12,7 @@ from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
 from ra_guard.judges.scoring import ForcedJsonReader, permutation_orders
 from ra_guard.local import LocalJudge
+from tests.local.scripted import Scripted
 
 torch = pytest.importorskip("torch")
 
@@ -22,47 +23,8 @@ REQUEST = JudgeRequest(
 )
 
 
-class Scripted(torch.nn.Module):
-    """A test-only wrapper that makes the real model write ``script`` (then end of text), greedily."""
-
-    def __init__(self, inner: Any, script: list[int], eos: int) -> None:
-        super().__init__()
-        self.inner = inner
-        self.config = inner.config
-        self.generation_config = inner.generation_config
-        self.script = [*script, eos]
-        self.step = 0
-
-    @property
-    def device(self) -> Any:
-        return self.inner.device
-
-    def forward(
-        self,
-        input_ids: Any,
-        attention_mask: Any,
-        position_ids: Any,
-        cache: Any = None,
-        use_cache: bool = True,
-        logits_to_keep: int = 0,
-    ) -> Any:
-        out = self.inner(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-        )
-        self.step = 0 if input_ids.shape[1] > 1 else self.step + 1
-        forced = torch.full_like(out.logits[:, -1, :], -1e9)
-        forced[:, self.script[min(self.step, len(self.script) - 1)]] = 0.0
-        out.logits[:, -1, :] = forced
-        return out
-
-
 def test_fast_mode_reads_a_distribution_per_candidate(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="fast")
+    judge = LocalJudge(tiny_model_path, mode="fast", min_digit_mass=0.0)
     verdict = judge.judge(REQUEST)
     assert verdict.mode == "fast"
     assert verdict.distributions is not None
@@ -79,7 +41,7 @@ def test_fast_mode_reads_a_distribution_per_candidate(tiny_model_path: Path) -> 
 
 def test_fast_mode_first_distribution_matches_a_plain_forward(tiny_model_path: Path, tiny_loaded: Any) -> None:
     model, tokenizer = tiny_loaded
-    judge = LocalJudge.from_model(model, tokenizer, mode="fast")
+    judge = LocalJudge.from_model(model, tokenizer, mode="fast", min_digit_mass=0.0)
     verdict = judge.judge(REQUEST)
     rendered = render_messages(REQUEST)
     text = tokenizer.apply_chat_template(rendered.messages, tokenize=False, add_generation_prompt=True)
@@ -96,7 +58,7 @@ def test_fast_mode_first_distribution_matches_a_plain_forward(tiny_model_path: P
 
 def test_fast_mode_is_one_forward_plus_one_step_per_candidate(tiny_loaded: Any) -> None:
     model, tokenizer = tiny_loaded
-    judge = LocalJudge.from_model(model, tokenizer, mode="fast")
+    judge = LocalJudge.from_model(model, tokenizer, mode="fast", min_digit_mass=0.0)
     calls: list[int] = []
     forward = judge.engine._forward
 
@@ -113,7 +75,7 @@ def test_fast_mode_is_one_forward_plus_one_step_per_candidate(tiny_loaded: Any) 
 
 
 def test_hybrid_mode_thinks_then_reads_digits(tiny_model_path: Path) -> None:
-    judge = LocalJudge(tiny_model_path, mode="hybrid", thinking_budget=6)
+    judge = LocalJudge(tiny_model_path, mode="hybrid", thinking_budget=6, min_digit_mass=0.0)
     verdict = judge.judge(REQUEST)
     assert verdict.mode == "hybrid"
     assert "</think>" in verdict.raw_text and '{"scores": {"model-1": ' in verdict.raw_text
@@ -130,6 +92,7 @@ def test_hybrid_mode_closes_thinking_the_model_closed_itself(tiny_loaded: Any) -
         Scripted(model, script, tokenizer.eos_token_id),
         tokenizer,
         mode="hybrid",
+        min_digit_mass=0.0,
         thinking_budget=50,
         prefix_cache=False,
     )
@@ -160,20 +123,27 @@ def test_reasoning_mode_parses_the_generation(tiny_loaded: Any) -> None:
 def test_sampling_is_reproducible_with_a_seed(tiny_model_path: Path) -> None:
     def raw(seed: int) -> str:
         judge = LocalJudge(
-            tiny_model_path, mode="hybrid", thinking_budget=12, do_sample=True, temperature=1.0, top_p=0.95, seed=seed
+            tiny_model_path,
+            mode="hybrid",
+            thinking_budget=12,
+            do_sample=True,
+            temperature=1.0,
+            top_p=0.95,
+            seed=seed,
+            min_digit_mass=0.0,
         )
         return judge.judge(REQUEST).raw_text
 
-    greedy = LocalJudge(tiny_model_path, mode="hybrid", thinking_budget=12).judge(REQUEST).raw_text
+    greedy = LocalJudge(tiny_model_path, mode="hybrid", thinking_budget=12, min_digit_mass=0.0).judge(REQUEST).raw_text
     assert raw(1) == raw(1)
     assert len({raw(1), raw(2), greedy}) == 3
 
 
 def test_permutations_average_the_orders(tiny_model_path: Path) -> None:
-    averaged = LocalJudge(tiny_model_path, mode="fast", permutations=3, max_wait_ms=100)
+    averaged = LocalJudge(tiny_model_path, mode="fast", permutations=3, max_wait_ms=100, min_digit_mass=0.0)
     verdict = averaged.judge(REQUEST)
     assert averaged.batch_sizes == [3], "the orders are judged in one batch"
-    single = LocalJudge(tiny_model_path, mode="fast")
+    single = LocalJudge(tiny_model_path, mode="fast", min_digit_mass=0.0)
     base = list(render_messages(REQUEST).masked_to_caller.values())
     orders = permutation_orders(base, 3)
     separate = [single.judge(JudgeRequest(**{**REQUEST.__dict__, "permutation": o})) for o in orders]
