@@ -144,6 +144,7 @@ class Guard:
         self.name = name
         self.tracer = tracer or DecisionTracer()
         self.audit_log = audit_log
+        self._run_settings: RunSettings | None = None
 
     def __repr__(self) -> str:
         return (
@@ -156,7 +157,18 @@ class Guard:
 
     def _settings(self) -> RunSettings:
         """What the engine needs of this guard, read afresh per decision (attributes may be reassigned)."""
-        return RunSettings(
+        held = self._run_settings
+        if (
+            held is not None
+            and held.policies is self.policies
+            and held.judge is self.judge
+            and held.budget is self.budget
+            and held.tracer is self.tracer
+            and held.guard_name is self.name
+            and held.on_all_rejected is self.on_all_rejected
+        ):
+            return held  # the same attributes as last time: the same (frozen) settings
+        held = self._run_settings = RunSettings(
             guard_name=self.name,
             policies=self.policies,
             judge=self.judge,
@@ -164,6 +176,7 @@ class Guard:
             tracer=self.tracer,
             on_all_rejected=self.on_all_rejected,
         )
+        return held
 
     async def _decide(
         self, messages: object, strategy: Strategy, *, sampler: Sampler | None, n: int | None, shadow: bool = False
