@@ -73,10 +73,10 @@ import asyncio
 import contextvars
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from opentelemetry.trace import Span
 
@@ -183,6 +183,36 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> Usage | dict[str, int]
     if prompt_tokens == 0 and completion_tokens == 0:
         return _NO_TOKENS
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+
+
+_T = TypeVar("_T")
+
+
+async def _side_by_side(calls: list[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run ``calls`` side by side like ``asyncio.gather``, their results in order; the first in this task.
+
+    ``gather`` wraps every coroutine in a task; the first needs none (it runs here
+    while the others run as tasks), and one other is awaited as it is. Where one
+    raises (cancelled: the calls here fail in place), the others are cancelled.
+
+    Example:
+        >>> async def double(x):
+        ...     return 2 * x
+        >>> asyncio.run(_side_by_side([double(1), double(2), double(3)]))
+        [2, 4, 6]
+    """
+    first, *rest = calls
+    if not rest:
+        return [await first]
+    tasks = [asyncio.ensure_future(call) for call in rest]
+    try:
+        head = await first
+        others = [await tasks[0]] if len(tasks) == 1 else await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    return [head, *others]
 
 
 class DecisionRun:
@@ -419,7 +449,7 @@ class DecisionRun:
             # One ajudge call per request, side by side, each inside its own judge span: backends see it as
             # the current span (their retries and HTTP spans land on it), and each has the deadline to itself.
             asked = zip(calls, policies, requests, strict=True)
-            settled = await asyncio.gather(*(self._judge_one(call, p, r, entries, names) for call, p, r in asked))
+            settled = await _side_by_side([self._judge_one(call, p, r, entries, names) for call, p, r in asked])
             for policy, verdict in zip(policies, settled, strict=True):
                 if verdict is not None:
                     self._take(policy, entries, verdict)

@@ -144,7 +144,9 @@ class Guard:
         self.name = name
         self.tracer = tracer or DecisionTracer()
         self.audit_log = audit_log
+        # Built by _settings() when an attribute it reads changed; the names go on the decision span.
         self._run_settings: RunSettings | None = None
+        self._policy_names: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -168,6 +170,7 @@ class Guard:
             and held.on_all_rejected is self.on_all_rejected
         ):
             return held  # the same attributes as last time: the same (frozen) settings
+        self._policy_names = tuple(p.name for p in self.policies)
         held = self._run_settings = RunSettings(
             guard_name=self.name,
             policies=self.policies,
@@ -188,13 +191,15 @@ class Guard:
         """
         started = time.perf_counter()
         checked = conversation(messages)
-        policies = [p.name for p in self.policies]
+        settings = self._settings()
         name = strategy.name
-        with self.tracer.decision(guard=self.name, strategy=name, policies=policies, messages=checked.messages) as span:
+        with self.tracer.decision(
+            guard=self.name, strategy=name, policies=self._policy_names, messages=checked.messages
+        ) as span:
             if shadow:
                 span.set_attribute("ra_guard.shadow", True)
             run = DecisionRun(
-                self._settings(),
+                settings,
                 checked.messages,
                 sampler=sampler,
                 n_override=n,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, trace
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 from ra_guard._evaluations import (
     EVALUATION_EVENT,
@@ -111,10 +111,6 @@ def _as_current(span: Span) -> AbstractContextManager[object]:
     if trace.get_current_span() is span:
         return nullcontext()
     return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
-
-
-# The name the silent path gives the API's no-op tracer, which never reads it.
-_SILENT_NAME = "invoke_workflow"
 
 
 class _SilentDecision:
@@ -254,12 +250,13 @@ class DecisionTracer:
             messages: The conversation, recorded only when content capture is on.
         """
         if self._silent():
-            # No provider of any kind: the API's tracer hands back the current span (non-recording),
-            # name and attributes unread. Where that is already current, nothing needs attaching
-            # and the decision needs only its state: a plain object, not a generator (~2 us less).
-            span = self._tracer.start_span(_SILENT_NAME, kind=SpanKind.INTERNAL)
-            if not span.is_recording() and trace.get_current_span() is span:
-                return _SilentDecision(self, span, redact_name(guard), strategy)
+            # No provider of any kind: our tracer is the API's no-op one, which hands back the
+            # current span where that is a non-recording one (name and attributes unread). Then
+            # nothing needs attaching and the decision needs only its state: a plain object, not
+            # a generator (~2 us less).
+            current = trace.get_current_span()
+            if isinstance(current, NonRecordingSpan):
+                return _SilentDecision(self, current, redact_name(guard), strategy)
         return self._decision_span(guard=guard, strategy=strategy, policies=policies, messages=messages)
 
     @contextmanager

@@ -74,17 +74,25 @@ class FunctionJudge(Judge):
             raise JudgeError(f"scoring function raised {exc!r}", judge=self.name) from exc
         if isinstance(result, Verdict):
             return result
+        scores: dict[str, float] = {}
         try:
-            raw = {name: result[name] for name in request.responses}
-            for name, value in raw.items():
-                if isinstance(value, bool):  # float(True) would read as a score of 1
-                    raise JudgeOutputError(
-                        "score_not_a_number",
-                        f"{name} scored {value!r}: a bool is not a score from 1 to 5",
-                        raw_text=repr(result)[:200],
-                        judge=self.name,
-                    )
-            scores = {name: float(value) for name, value in raw.items()}
+            raw = [(name, result[name]) for name in request.responses]  # every name read first
+            for name, value in raw:
+                if type(value) is not float:  # something to check or convert: the general path below
+                    break
+                scores[name] = value
+            else:
+                raw = []  # every score a float (the usual answer), taken as it is
+            if raw:
+                for name, value in raw:
+                    if isinstance(value, bool):  # float(True) would read as a score of 1
+                        raise JudgeOutputError(
+                            "score_not_a_number",
+                            f"{name} scored {value!r}: a bool is not a score from 1 to 5",
+                            raw_text=repr(result)[:200],
+                            judge=self.name,
+                        )
+                scores = {name: float(value) for name, value in raw}
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
         # A stable sort keeps ties in the caller's order, reverse=True included.
