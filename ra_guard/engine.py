@@ -86,6 +86,7 @@ from ra_guard._candidates import (
     Entry,
     Failure,
     Missed,
+    candidate_fields,
     check_verdict,
     explain,
     rank,
@@ -408,10 +409,10 @@ class DecisionRun:
         policies = self.settings.policies
         known = self._judged_texts
         distinct, copies = split_repeats(entries, indexes, known, len(policies))
-        if distinct:
+        judged = [entries[i] for i in distinct]
+        if judged:
             max_calls = self.settings.budget.max_judge_calls
             allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
-            judged = [entries[i] for i in distinct]
             if allowed:
                 await self._judge_round(policies[:allowed], judged)
             for policy in policies[allowed:]:
@@ -426,7 +427,9 @@ class DecisionRun:
             for copy in same:
                 entries[copy].scores.update(source.scores)
                 entries[copy].rank_fraction.update(source.rank_fraction)
-        rank([entries[i] for i in indexes], pools=self._pools, may_veto=self._may_veto)
+        # Without copies, the round's candidates are those judged, in the same order.
+        changed = judged if not copies else [entries[i] for i in indexes]
+        rank(changed, pools=self._pools, may_veto=self._may_veto)
 
     async def _judge_round(self, policies: Sequence[Policy], entries: Sequence[Entry]) -> None:
         """One request per policy for ``entries``, each traced on its own; one call where the judge batches."""
@@ -619,7 +622,7 @@ class DecisionRun:
             {
                 "decision_id": _uuid4_hex(),
                 "chosen_index": best,
-                "candidates": [e.as_candidate() for e in entries],
+                "candidates": candidate_fields(entries),
                 "policies": list(self._by_name),
                 "strategy": strategy,
                 "attempts": max(1, self._attempts),
