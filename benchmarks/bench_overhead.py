@@ -121,14 +121,21 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         return
     print(f"ra_guard from {sys.modules['ra_guard'].__file__}" + (" (cyclic GC off)" if args.no_gc else ""))
+    print(f"load average before: {_load()}")
     print(f"{'N':>6} {'floor us':>10} {'ra-guard us':>12} {'ratio':>7} {'ra-guard us/cand':>17}")
     for n, repeats in ((4, 400), (32, 100), (1024, 4)):
         count = max(1, int(repeats * args.scale))
         floor = cpu_per_call(floor_decision, n, count)
         guarded = cpu_per_call(ours, n, count)
         print(f"{n:>6} {floor * 1e6:>10.0f} {guarded * 1e6:>12.0f} {guarded / floor:>7.2f} {guarded * 1e6 / n:>17.1f}")
+    print(f"load average after the CPU table: {_load()}")
     wall = sync_function_wall()
     print(f"best-of-8, sync function blocking 50 ms: {wall * 1e3:.0f} ms per decision ({wall / 0.05:.1f}x the 50 ms)")
+
+
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages, and the CPU count they compare with."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
 
 def sync_function_wall(n: int = 8, block_s: float = 0.05, repeats: int = 5) -> float:

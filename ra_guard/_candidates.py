@@ -44,6 +44,7 @@ __all__ = [
     "Failure",
     "Missed",
     "ScoreRow",
+    "candidate_fields",
     "check_verdict",
     "explain",
     "rank",
@@ -78,7 +79,9 @@ class ScoreRow(TypedDict):
     reasoning: str
     distribution: list[float] | None
     error: str | None
-    repairs: list[str]
+    # A tuple, not a list: a row of atomic values only is a dict the cyclic collector never
+    # tracks (at 1,024 candidates, thousands fewer objects for it to walk); validation makes the list.
+    repairs: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -109,21 +112,32 @@ class Entry:
         # Positional, every field: this runs per candidate.
         return Entry(index, f"candidate-{index}", sample, source, attempt, {}, {}, None, None, False, (0.0, 1.0, index))
 
-    def as_candidate(self) -> dict[str, Any]:
-        """The :class:`~ra_guard.decision.Candidate` fields, as plain data for the decision's one validation."""
-        sample = self.sample
-        return {
-            "index": self.index,
-            "text": sample.text,
-            "source": self.source,
-            "attempt": self.attempt,
-            "finish_reason": sample.finish_reason,
-            "usage": sample.usage,
-            "response_id": sample.response_id,
-            "scores": self.scores,
-            "combined": self.combined,
-            "duplicate_of": self.duplicate_of,
-        }
+
+def candidate_fields(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The :class:`~ra_guard.decision.Candidate` fields of ``entries``, as plain data for the decision's one validation.
+
+    Example:
+        >>> candidate_fields([Entry.new(0, Sample(text="x"), "given", 1)])[0]["text"]
+        'x'
+    """
+    fields: list[dict[str, Any]] = []
+    for entry in entries:  # a plain loop: no method call per candidate
+        sample = entry.sample
+        fields.append(
+            {
+                "index": entry.index,
+                "text": sample.text,
+                "source": entry.source,
+                "attempt": entry.attempt,
+                "finish_reason": sample.finish_reason,
+                "usage": sample.usage,
+                "response_id": sample.response_id,
+                "scores": entry.scores,
+                "combined": entry.combined,
+                "duplicate_of": entry.duplicate_of,
+            }
+        )
+    return fields
 
 
 def check_verdict(verdict: object, names: Sequence[str], *, judge: str) -> JudgeOutputError | None:
@@ -221,26 +235,35 @@ def record_verdict(policy: Policy, entries: Sequence[Entry], verdict: Verdict) -
     unranked = len(verdict.ranking)
     scores = verdict.scores
     distributions = verdict.distributions
-    repairs = verdict.repairs
+    repairs = tuple(verdict.repairs)  # () where none: the empty tuple, shared by every row
     min_score = policy.min_score
     hard = policy.is_hard
-    reasoning = verdict.reasoning
     policy_name = policy.name
+    # Each row starts as a copy of this one: a dict copy and the few keys that vary cost less
+    # than a literal of eight keys, per candidate and policy.
+    template: ScoreRow = {
+        "score": None,
+        "rank": None,
+        "passed": True,
+        "vetoed": False,
+        "reasoning": verdict.reasoning,
+        "distribution": None,
+        "error": None,
+        "repairs": repairs,  # shared: validation makes a list of it for each PolicyScore
+    }
     for entry in entries:
         name = entry.name
         score = scores[name]
-        passed = score >= min_score
         position = ranks.get(name, unranked)
-        entry.scores[policy_name] = {
-            "score": score,
-            "rank": position,
-            "passed": passed,
-            "vetoed": hard and not passed,
-            "reasoning": reasoning,
-            "distribution": distributions.get(name) if distributions is not None else None,
-            "error": None,
-            "repairs": repairs,  # shared: validation copies it into each PolicyScore
-        }
+        row = template.copy()
+        row["score"] = score
+        row["rank"] = position
+        if score < min_score:  # a checked verdict's scores are finite: the same as not >=
+            row["passed"] = False
+            row["vetoed"] = hard
+        if distributions is not None:
+            row["distribution"] = distributions.get(name)
+        entry.scores[policy_name] = row
         entry.rank_fraction[policy_name] = position / size
 
 
@@ -256,7 +279,7 @@ def record_failure(policy: Policy, entries: Sequence[Entry], reason: str) -> boo
             "reasoning": "",
             "distribution": None,
             "error": reason,
-            "repairs": [],
+            "repairs": (),
         }
     return closed
 

@@ -21,13 +21,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ra_guard.exceptions import SamplerError
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import Messages, Sample
 
-__all__ = ["checked_sample", "collect_samples"]
+__all__ = ["checked_sample", "checked_samples", "collect_samples"]
 
 
 def checked_sample(sampler: Sampler, sample: object) -> Sample:
@@ -44,6 +44,21 @@ def checked_sample(sampler: Sampler, sample: object) -> Sample:
         return sample
     got = "None" if sample is None else type(sample).__name__
     raise SamplerError(f"{sampler.name}: sampler returned {got} where a Sample was expected")
+
+
+def checked_samples(sampler: Sampler, samples: Iterable[object]) -> list[Sample]:
+    """Every one of ``samples`` checked by :func:`checked_sample`, as a new list (a bad one raises).
+
+    Example:
+        >>> from ra_guard.testing import FunctionSampler
+        >>> [s.text for s in checked_samples(FunctionSampler(lambda m, i: "x"), [Sample(text="a")])]
+        ['a']
+    """
+    checked: list[Sample] = []
+    for sample in samples:
+        # A plain loop (no generator per call): this runs per sampling call.
+        checked.append(sample if isinstance(sample, Sample) else checked_sample(sampler, sample))
+    return checked
 
 
 async def collect_samples(
@@ -74,12 +89,7 @@ async def collect_samples(
     left = remaining()
     if left is None:
         # No deadline: nothing to rescue from a hung call, and asample keeps the sampler's order.
-        got = await sampler.asample(messages, n=n, temperature=temperature)
-        checked: list[Sample] = []
-        for sample in got:
-            # Checked one by one in a plain loop (no generator per call); a bad one raises SamplerError.
-            checked.append(sample if isinstance(sample, Sample) else checked_sample(sampler, sample))
-        out.extend(checked)
+        out.extend(checked_samples(sampler, await sampler.asample(messages, n=n, temperature=temperature)))
         return
     arrived = asyncio.Event()
 

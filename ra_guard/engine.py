@@ -73,10 +73,10 @@ import asyncio
 import contextvars
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from opentelemetry.trace import Span
 
@@ -86,6 +86,7 @@ from ra_guard._candidates import (
     Entry,
     Failure,
     Missed,
+    candidate_fields,
     check_verdict,
     explain,
     rank,
@@ -97,7 +98,7 @@ from ra_guard._candidates import (
     split_repeats,
     usable_answer,
 )
-from ra_guard._collect import collect_samples
+from ra_guard._collect import checked_samples, collect_samples
 from ra_guard._fallback_log import FALLBACK_LOG, FallbackLog
 from ra_guard.budget import Budget
 from ra_guard.decision import CandidateSource, Decision, Fallback, degraded_reasons
@@ -112,7 +113,7 @@ from ra_guard.judges.base import Judge, JudgeRequest
 from ra_guard.policy import Policy
 from ra_guard.samplers.base import Sampler
 from ra_guard.tracing import DecisionTracer
-from ra_guard.types import ChatMessage, Messages, Sample
+from ra_guard.types import ChatMessage, Messages, Sample, Usage
 from ra_guard.verdict import Verdict
 
 __all__ = ["FALLBACK_LOG", "SCORE_RANGE", "DecisionRun", "FallbackLog", "RunSettings", "check_verdict"]
@@ -166,6 +167,53 @@ def _uuid4_hex() -> str:
         4
     """
     return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+# What a decision that spent no counted token reports (frozen: one instance serves every decision),
+# built as validating {"prompt_tokens": 0, "completion_tokens": 0} builds it (fields set included).
+_NO_TOKENS = Usage(prompt_tokens=0, completion_tokens=0)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> Usage | dict[str, int]:
+    """A decision's usage field for its one validation: the shared zero, else the plain counts.
+
+    Example:
+        >>> _usage(0, 0) is _usage(0, 0), _usage(3, 1)
+        (True, {'prompt_tokens': 3, 'completion_tokens': 1})
+    """
+    if prompt_tokens == 0 and completion_tokens == 0:
+        return _NO_TOKENS
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+
+
+_T = TypeVar("_T")
+
+
+async def _side_by_side(calls: list[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run ``calls`` side by side like ``asyncio.gather``, their results in order; the first in this task.
+
+    ``gather`` wraps every coroutine in a task; the first needs none (it runs here
+    while the others run as tasks), and one other is awaited as it is. Where one
+    raises (cancelled: the calls here fail in place), the others are cancelled.
+
+    Example:
+        >>> async def double(x):
+        ...     return 2 * x
+        >>> asyncio.run(_side_by_side([double(1), double(2), double(3)]))
+        [2, 4, 6]
+    """
+    first, *rest = calls
+    if not rest:
+        return [await first]
+    tasks = [asyncio.ensure_future(call) for call in rest]
+    try:
+        head = await first
+        others = [await tasks[0]] if len(tasks) == 1 else await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    return [head, *others]
 
 
 class DecisionRun:
@@ -226,9 +274,8 @@ class DecisionRun:
             [(p.name, p.weight) for p in policies if not p.is_hard],
             [(p.name, p.weight) for p in policies if p.is_hard],
         )
-        budget = settings.budget
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + budget.deadline_s if budget.deadline_s is not None else None
+        deadline_s = settings.budget.deadline_s
+        self._deadline = None if deadline_s is None else asyncio.get_running_loop().time() + deadline_s
         self._deadline_hit = False
         # Whether any score can veto: a hard policy, or a fail_closed policy whose judge call failed.
         # False (the usual soft-only run) lets rank() skip looking for vetoes per candidate.
@@ -309,15 +356,19 @@ class DecisionRun:
             model=sampler.model,
         ) as span:
             try:
-                await collect_samples(
-                    sampler,
-                    messages,
-                    n=n,
-                    temperature=temperature,
-                    out=samples,
-                    remaining=self._remaining,
-                    judge_reserve=self.settings.budget.judge_reserve,
-                )
+                if self._deadline is None:
+                    # collect_samples' own no-deadline path, without its coroutine in between.
+                    samples = checked_samples(sampler, await sampler.asample(messages, n=n, temperature=temperature))
+                else:
+                    await collect_samples(
+                        sampler,
+                        messages,
+                        n=n,
+                        temperature=temperature,
+                        out=samples,
+                        remaining=self._remaining,
+                        judge_reserve=self.settings.budget.judge_reserve,
+                    )
             except asyncio.TimeoutError:
                 self._deadline_hit = True
                 tracer.record_error(span, DeadlineExceeded("deadline passed during sampling"))
@@ -358,10 +409,10 @@ class DecisionRun:
         policies = self.settings.policies
         known = self._judged_texts
         distinct, copies = split_repeats(entries, indexes, known, len(policies))
-        if distinct:
+        judged = [entries[i] for i in distinct]
+        if judged:
             max_calls = self.settings.budget.max_judge_calls
             allowed = len(policies) if max_calls is None else max(0, min(len(policies), max_calls - self._judge_calls))
-            judged = [entries[i] for i in distinct]
             if allowed:
                 await self._judge_round(policies[:allowed], judged)
             for policy in policies[allowed:]:
@@ -376,7 +427,9 @@ class DecisionRun:
             for copy in same:
                 entries[copy].scores.update(source.scores)
                 entries[copy].rank_fraction.update(source.rank_fraction)
-        rank([entries[i] for i in indexes], pools=self._pools, may_veto=self._may_veto)
+        # Without copies, the round's candidates are those judged, in the same order.
+        changed = judged if not copies else [entries[i] for i in indexes]
+        rank(changed, pools=self._pools, may_veto=self._may_veto)
 
     async def _judge_round(self, policies: Sequence[Policy], entries: Sequence[Entry]) -> None:
         """One request per policy for ``entries``, each traced on its own; one call where the judge batches."""
@@ -399,7 +452,7 @@ class DecisionRun:
             # One ajudge call per request, side by side, each inside its own judge span: backends see it as
             # the current span (their retries and HTTP spans land on it), and each has the deadline to itself.
             asked = zip(calls, policies, requests, strict=True)
-            settled = await asyncio.gather(*(self._judge_one(call, p, r, entries, names) for call, p, r in asked))
+            settled = await _side_by_side([self._judge_one(call, p, r, entries, names) for call, p, r in asked])
             for policy, verdict in zip(policies, settled, strict=True):
                 if verdict is not None:
                     self._take(policy, entries, verdict)
@@ -556,14 +609,20 @@ class DecisionRun:
         copies = repeats(entries)
         for first, same in copies.items():
             self.note(repeat_note(first, same))
-        sampled = [e.sample.usage for e in entries if e.source == "sampled"]
+        sampled_prompt = sampled_completion = 0
+        for entry in entries:
+            if entry.source == "sampled":
+                usage = entry.sample.usage
+                sampled_prompt += usage.prompt_tokens
+                sampled_completion += usage.completion_tokens
+        judge_prompt, judge_completion = self._judge_tokens
         # One validation of plain data for the whole decision: pydantic-core builds the nested
         # models in one pass, several times faster than a constructor call per candidate and score.
         decision = Decision.model_validate(
             {
                 "decision_id": _uuid4_hex(),
                 "chosen_index": best,
-                "candidates": [e.as_candidate() for e in entries],
+                "candidates": candidate_fields(entries),
                 "policies": list(self._by_name),
                 "strategy": strategy,
                 "attempts": max(1, self._attempts),
@@ -573,11 +632,8 @@ class DecisionRun:
                 "degraded_reasons": reasons,
                 "notes": self._notes,
                 "why": explain(entries, best, reasons, copies),
-                "sampling_usage": {
-                    "prompt_tokens": sum(u.prompt_tokens for u in sampled),
-                    "completion_tokens": sum(u.completion_tokens for u in sampled),
-                },
-                "judge_usage": {"prompt_tokens": self._judge_tokens[0], "completion_tokens": self._judge_tokens[1]},
+                "sampling_usage": _usage(sampled_prompt, sampled_completion),
+                "judge_usage": _usage(judge_prompt, judge_completion),
                 "judge_calls": self._judge_calls,
                 "latency_s": time.perf_counter() - started,
                 "trace_id": trace_id,

@@ -144,6 +144,9 @@ class Guard:
         self.name = name
         self.tracer = tracer or DecisionTracer()
         self.audit_log = audit_log
+        # Built by _settings() when an attribute it reads changed; the names go on the decision span.
+        self._run_settings: RunSettings | None = None
+        self._policy_names: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -156,7 +159,19 @@ class Guard:
 
     def _settings(self) -> RunSettings:
         """What the engine needs of this guard, read afresh per decision (attributes may be reassigned)."""
-        return RunSettings(
+        held = self._run_settings
+        if (
+            held is not None
+            and held.policies is self.policies
+            and held.judge is self.judge
+            and held.budget is self.budget
+            and held.tracer is self.tracer
+            and held.guard_name is self.name
+            and held.on_all_rejected is self.on_all_rejected
+        ):
+            return held  # the same attributes as last time: the same (frozen) settings
+        self._policy_names = tuple(p.name for p in self.policies)
+        held = self._run_settings = RunSettings(
             guard_name=self.name,
             policies=self.policies,
             judge=self.judge,
@@ -164,6 +179,7 @@ class Guard:
             tracer=self.tracer,
             on_all_rejected=self.on_all_rejected,
         )
+        return held
 
     async def _decide(
         self, messages: object, strategy: Strategy, *, sampler: Sampler | None, n: int | None, shadow: bool = False
@@ -175,13 +191,15 @@ class Guard:
         """
         started = time.perf_counter()
         checked = conversation(messages)
-        policies = [p.name for p in self.policies]
+        settings = self._settings()
         name = strategy.name
-        with self.tracer.decision(guard=self.name, strategy=name, policies=policies, messages=checked.messages) as span:
+        with self.tracer.decision(
+            guard=self.name, strategy=name, policies=self._policy_names, messages=checked.messages
+        ) as span:
             if shadow:
                 span.set_attribute("ra_guard.shadow", True)
             run = DecisionRun(
-                self._settings(),
+                settings,
                 checked.messages,
                 sampler=sampler,
                 n_override=n,

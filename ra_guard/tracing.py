@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, trace
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 from ra_guard._evaluations import (
     EVALUATION_EVENT,
@@ -111,6 +111,48 @@ def _as_current(span: Span) -> AbstractContextManager[object]:
     if trace.get_current_span() is span:
         return nullcontext()
     return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+
+
+class _SilentDecision:
+    """A decision's context where no tracer, meter or logger provider exists (see ``DecisionTracer._silent``).
+
+    Does what the decision span's generator does in that case, and nothing else: the
+    decision's state is current (calls inside skip their spans) with no call state, and
+    a decision that raises is counted as failed (dropped, unless a provider was set since).
+
+    Example:
+        >>> tracer = DecisionTracer()
+        >>> with tracer.decision(guard="g", strategy="best_of_n", policies=["p"]) as span:
+        ...     span.is_recording()
+        False
+    """
+
+    __slots__ = ("_call_token", "_span", "_state", "_token", "_tracer")
+
+    def __init__(self, tracer: DecisionTracer, span: Span, guard: str, strategy: str) -> None:
+        self._tracer = tracer
+        self._span = span
+        self._state = DecisionState(
+            root=span, recording=False, guard=guard, strategy=strategy, started=time.perf_counter(), silent=True
+        )
+
+    def __enter__(self) -> Span:
+        self._token = decision_state.set(self._state)
+        # A silent decision's calls keep no call state (see DecisionTracer._decision_span).
+        self._call_token = call_state.set(None)
+        return self._span
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        call_state.reset(self._call_token)
+        decision_state.reset(self._token)
+        state = self._state
+        if exc_type is not None and not state.finished:
+            self._tracer.metrics.record_failed_decision(
+                guard=state.guard,
+                strategy=state.strategy,
+                error_type=exc_type.__name__,
+                duration_s=time.perf_counter() - state.started,
+            )
 
 
 class DecisionTracer:
@@ -196,10 +238,9 @@ class DecisionTracer:
 
     # -- the decision -----------------------------------------------------
 
-    @contextmanager
     def decision(
         self, *, guard: str, strategy: str, policies: Sequence[str], messages: Messages | None = None
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """The root span of one decision (``invoke_workflow {guard}``).
 
         Args:
@@ -208,6 +249,20 @@ class DecisionTracer:
             policies: The policy names applied.
             messages: The conversation, recorded only when content capture is on.
         """
+        if self._silent():
+            # No provider of any kind: our tracer is the API's no-op one, which hands back the
+            # current span where that is a non-recording one (name and attributes unread). Then
+            # nothing needs attaching and the decision needs only its state: a plain object, not
+            # a generator (~2 us less).
+            current = trace.get_current_span()
+            if isinstance(current, NonRecordingSpan):
+                return _SilentDecision(self, current, redact_name(guard), strategy)
+        return self._decision_span(guard=guard, strategy=strategy, policies=policies, messages=messages)
+
+    @contextmanager
+    def _decision_span(
+        self, *, guard: str, strategy: str, policies: Sequence[str], messages: Messages | None
+    ) -> Iterator[Span]:
         name = redact_name(guard)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_workflow",
@@ -518,6 +573,11 @@ class DecisionTracer:
     def finish_decision(self, span: Span, decision: Decision) -> None:
         """The decision's outcome on the root span, its evaluation events, metrics and listeners."""
         state = decision_state.get()
+        if state is not None and state.silent:
+            # Nothing recorded when it began: its figures go nowhere (a provider set since applies
+            # from the next decision, as everywhere else), and no span or log event awaits them.
+            state.finished = True
+            return
         duration = decision.latency_s
         guard = "ra-guard"
         if state is not None:

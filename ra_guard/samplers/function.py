@@ -77,6 +77,8 @@ class FunctionSampler(Sampler):
         # An async function's coroutines are gathered as they are: no wrapper coroutine per
         # candidate, one check and one validation for all the answers (the usual, plain strings).
         fn = self.fn
+        if n == 1:  # one call: awaited here, without a task around it
+            return [await self._one(messages, 0)]
         calls: list[Awaitable[str | Sample]] = []
         try:
             for i in range(n):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from ra_guard._threads import call_in_thread, is_async_callable
 from ra_guard.exceptions import JudgeError, JudgeOutputError
@@ -74,19 +75,29 @@ class FunctionJudge(Judge):
             raise JudgeError(f"scoring function raised {exc!r}", judge=self.name) from exc
         if isinstance(result, Verdict):
             return result
+        scores: dict[str, float] = {}
         try:
-            raw = {name: result[name] for name in request.responses}
-            for name, value in raw.items():
-                if isinstance(value, bool):  # float(True) would read as a score of 1
-                    raise JudgeOutputError(
-                        "score_not_a_number",
-                        f"{name} scored {value!r}: a bool is not a score from 1 to 5",
-                        raw_text=repr(result)[:200],
-                        judge=self.name,
-                    )
-            scores = {name: float(value) for name, value in raw.items()}
+            for name in request.responses:
+                value = result[name]
+                if type(value) is not float:  # something to check or convert: the general path below
+                    scores = self._scores(result, request)
+                    break
+                scores[name] = value  # the usual score, a float: taken as it is
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"scoring function returned no usable score: {exc!r}", judge=self.name) from exc
         # A stable sort keeps ties in the caller's order, reverse=True included.
         ranking = sorted(scores, key=scores.__getitem__, reverse=True)
         return Verdict(scores=scores, ranking=ranking, model=self.name)
+
+    def _scores(self, result: Any, request: JudgeRequest) -> dict[str, float]:
+        """Every name's score as a float: each read first, then bools refused, then each converted."""
+        raw = {name: result[name] for name in request.responses}
+        for name, value in raw.items():
+            if isinstance(value, bool):  # float(True) would read as a score of 1
+                raise JudgeOutputError(
+                    "score_not_a_number",
+                    f"{name} scored {value!r}: a bool is not a score from 1 to 5",
+                    raw_text=repr(result)[:200],
+                    judge=self.name,
+                )
+        return {name: float(value) for name, value in raw.items()}
