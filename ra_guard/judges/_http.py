@@ -1,4 +1,4 @@
-"""Shared plumbing of the HTTP judges: retries and the mapping of failures to :class:`JudgeError`.
+"""Shared plumbing of the HTTP judges: retries, the mapping of failures to :class:`JudgeError`, the served context.
 
 Per-loop clients and the server explanations kept in messages are shared with
 the samplers and live in :mod:`ra_guard._http`.
@@ -12,7 +12,9 @@ is most likely still working on the abandoned one, and a retry only piles up.
 The decision's deadline (the guard's) cancels everything in flight.
 
 Error messages keep the server's own explanation
-(:func:`ra_guard._http.server_explanation`), with secrets blanked.
+(:func:`ra_guard._http.server_explanation`), with secrets blanked, and a hint
+at a wrong judge URL (:func:`with_url_hints`). :func:`served_context_of` asks
+an OpenAI-compatible server for the context it serves, tolerantly.
 
 Example:
     >>> RetryPolicy(max_retries=2).delay(0, None) <= 0.5
@@ -22,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,10 +46,18 @@ __all__ = [
     "is_retryable_status",
     "judge_error_from_openai",
     "post_json",
+    "served_context",
+    "served_context_of",
     "with_retries",
+    "with_url_hints",
 ]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("ra_guard.judges")
+
+#: The longest the one ``GET /models`` asking for the served context may take, seconds.
+CONTEXT_PROBE_S = 5.0
 
 #: The longest server-directed wait honoured before retrying, seconds.
 MAX_RETRY_AFTER_S = 120.0
@@ -97,6 +108,45 @@ def context_overflow(text: str) -> tuple[int, int] | None:
     """
     match = _CONTEXT_LENGTH.search(text) or _CONTEXT_LENGTH_NEW.search(text)
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def served_context(entry: Any) -> int | None:
+    """The context in tokens a ``GET /models`` entry reports (vLLM's ``max_model_len``), else ``None``.
+
+    Example:
+        >>> from openai.types import Model
+        >>> served_context(Model.model_validate({"id": "m", "object": "model", "created": 0, "owned_by": "vllm",
+        ...                                      "max_model_len": 8192}))
+        8192
+    """
+    extra = getattr(entry, "model_extra", None) or {}
+    context = extra.get("max_model_len")
+    return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
+
+
+async def served_context_of(client: openai.AsyncOpenAI, model: str, *, timeout: float, judge: str) -> int | None:
+    """Ask ``GET /models`` (one attempt, within ``timeout`` and at most 5 s) for the context ``model`` is served with.
+
+    Tolerant by design: the answer only bounds ``max_tokens``, so a server that
+    lists no such field, does not list ``model``, answers an error or nothing
+    in time leaves the context unknown (logged at DEBUG on ``ra_guard.judges``)
+    rather than failing the judge call that asked.
+
+    Example:
+        >>> # client = openai.AsyncOpenAI(base_url="http://gpu-1:8000/v1", api_key="EMPTY")
+        >>> # await served_context_of(client, "ra-8b", timeout=5, judge="j")
+        >>> # 8192
+    """
+    try:
+        page = await asyncio.wait_for(client.models.list(), min(timeout, CONTEXT_PROBE_S))
+        entry = next((e for e in page.data if getattr(e, "id", None) == model), None)
+    except Exception as exc:  # optional knowledge: the generation itself reports real failures
+        _log.debug("%s: GET /models for the served context failed: %s", judge, redact_secrets(repr(exc)))
+        return None
+    context = served_context(entry) if entry is not None else None
+    if context is None:
+        _log.debug("%s: GET /models reports no max_model_len for %r; max_tokens is not bounded", judge, model)
+    return context
 
 
 @dataclass(frozen=True)
@@ -330,3 +380,31 @@ def judge_error_from_openai(
             "no_json", f"the answer is not a chat completion: {exc}", raw_text=str(exc.body), judge=judge
         )
     return JudgeError(f"{doing} at {where} failed: {redact_secrets(repr(exc))}", judge=judge)
+
+
+def with_url_hints(error: JudgeError, exc: openai.OpenAIError, *, base_url: str, host: str) -> JudgeError:
+    """``error`` with a hint at the likely mistake in an OpenAI-compatible judge's URL.
+
+    A refused connection asks whether the server runs at ``host``; a 404 names
+    the ``/v1`` base path OpenAI-compatible servers answer under.
+
+    Example:
+        >>> import httpx, openai
+        >>> exc = openai.NotFoundError("Not Found", response=httpx.Response(404, request=httpx.Request("GET", "http://h/api")),
+        ...                            body=None)
+        >>> str(with_url_hints(JudgeError("HTTP 404"), exc, base_url="http://h:8000/api", host="h:8000"))
+        "HTTP 404 (wrong base path? OpenAI-compatible servers answer under /v1: try 'http://h:8000/v1')"
+    """
+    cause = exc.__cause__
+    if isinstance(exc, openai.APIConnectionError) and "connect" in type(cause).__name__.lower():
+        error.args = (f"{error.args[0]}; is the server running at {host}?",)
+    if getattr(exc, "status_code", None) == 404:
+        root = base_url.split("/", 3)
+        hint = f"{root[0]}//{root[2]}/v1"
+        suffix = (
+            f" (wrong base path? OpenAI-compatible servers answer under /v1: try {hint!r})"
+            if base_url != hint
+            else " (is this an OpenAI-compatible server?)"
+        )
+        error.args = (error.args[0] + suffix,)
+    return error

@@ -27,7 +27,7 @@ from ra_guard._litellm import close_loop_clients, import_litellm, loop_gate, rel
 from ra_guard._redact import redact_secrets
 from ra_guard._trace_state import litellm_target, record_call_target
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeTimeoutError
-from ra_guard.judges._http import judge_error_from_openai
+from ra_guard.judges._http import RetryPolicy, judge_error_from_openai, with_retries
 from ra_guard.judges._url import install_log_redaction
 from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion, verdict_from_answer
 from ra_guard.judges.format import RenderedRequest
@@ -67,21 +67,34 @@ def verdict_from_response(response: Any, rendered: RenderedRequest, *, judge: st
 class LiteLLMJudge(ChatJudge):
     """A RewardAnything-format judge through ``litellm.acompletion``.
 
+    Retries are the judge's own, as in the HTTP judges (litellm and the
+    ``openai`` SDK under it are told not to retry): connection errors and
+    409/429/5xx answers are retried with backoff (the server's ``Retry-After``
+    honoured), a generation that timed out only with ``retry_timeouts=True``,
+    since the server is most likely still working on it.
+
     Args:
         model: A litellm model string (``gpt-4o-mini``, ``openai/<served-name>``...).
         max_concurrency: Calls in flight at once (per event loop).
         temperature: Judge temperature (0.0: deterministic, as the reference).
         max_tokens: Generation limit; the thinking needs room.
+        max_retries: Retries after the first attempt, on connection errors and
+            409/429/5xx (backoff from 0.5 s, doubling).
+        retry_timeouts: Also retry an attempt that timed out (and 408/504).
         **litellm_kwargs: Passed to every ``litellm.acompletion`` call
-            (``api_base``, ``api_key``, ``timeout``, ``num_retries``...). A
-            numeric ``timeout`` also bounds the whole call (retries included).
+            (``api_base``, ``api_key``, ``timeout``...). A numeric ``timeout``
+            bounds each attempt as a whole, not just each read, so a server
+            trickling bytes cannot hold a call past it. litellm's own
+            ``num_retries``, if you pass it, retries inside one attempt.
 
     Raises:
         MissingDependencyError: litellm is not installed.
+        ConfigurationError: ``max_concurrency`` or ``max_retries`` is out of range.
 
     Example:
-        >>> LiteLLMJudge("gpt-4o-mini", timeout=30).litellm_kwargs
-        {'timeout': 30}
+        >>> judge = LiteLLMJudge("gpt-4o-mini", timeout=30)
+        >>> judge.litellm_kwargs, judge.retry.max_retries, judge.retry.retry_timeouts
+        ({'timeout': 30}, 3, False)
     """
 
     model: str
@@ -93,15 +106,20 @@ class LiteLLMJudge(ChatJudge):
         max_concurrency: int = 16,
         temperature: float = 0.0,
         max_tokens: int = 4096,
+        max_retries: int = 3,
+        retry_timeouts: bool = False,
         **litellm_kwargs: Any,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
         self._litellm = import_litellm()
         self.model = model
         self.max_concurrency = max_concurrency
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.retry = RetryPolicy(max_retries=max_retries, retry_timeouts=retry_timeouts)
         self.litellm_kwargs = litellm_kwargs
         self.name = f"litellm:{model}"
         # Spans and metrics name the provider and the model without litellm's routing prefix.
@@ -116,37 +134,47 @@ class LiteLLMJudge(ChatJudge):
         return f"LiteLLMJudge({self.model!r})"
 
     async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
-        """One ``litellm.acompletion`` call under the concurrency gate, errors mapped to :class:`JudgeError`.
+        """One judge call through ``litellm.acompletion`` under the concurrency gate, retried as ``retry`` says.
 
         Raises:
-            JudgeTimeoutError: litellm timed out.
+            JudgeTimeoutError: An attempt took longer than ``timeout`` (retried only with ``retry_timeouts``).
             JudgeError: Any other failure (``retryable`` for rate limits, 5xx, connection errors).
             JudgeOutputError: The answer holds no message.
         """
-        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_tokens}
+        # max_retries=0: the openai SDK under litellm would otherwise retry twice, timeouts included.
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_tokens, "max_retries": 0}
         options.update(self.litellm_kwargs)
         timeout = options.get("timeout")
         limit = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
         record_call_target(self.name, self._target)
-        async with await self._gates.get():
-            try:
-                call = self._litellm.acompletion(model=self.model, messages=messages, **options)
-                # litellm's timeout bounds each read; wait_for bounds the whole call.
-                response = await (asyncio.wait_for(call, limit) if limit is not None else call)
-            except TimeoutError:
-                raise JudgeTimeoutError(
-                    f"no answer within {limit:g}s while judging at {self.model}", judge=self.name, retryable=True
-                ) from None
-            except openai.OpenAIError as exc:  # litellm's exceptions subclass the openai SDK's
-                raise judge_error_from_openai(
+
+        async def attempt() -> Any:
+            return await self._litellm.acompletion(model=self.model, messages=messages, **options)
+
+        def map_error(exc: Exception, retries: int) -> tuple[JudgeError, Any]:
+            if isinstance(exc, openai.OpenAIError):  # litellm's exceptions subclass the openai SDK's
+                error = judge_error_from_openai(
                     exc,
                     judge=self.name,
                     where=self.model,
                     timeout=limit,
-                    retries=int(options.get("num_retries") or 0),
-                ) from exc
-            except Exception as exc:
-                raise JudgeError(f"litellm raised {redact_secrets(repr(exc))}", judge=self.name) from exc
+                    retries=retries,
+                    retry_timeouts=self.retry.retry_timeouts,
+                )
+                return error, getattr(exc, "response", None)
+            return JudgeError(f"litellm raised {redact_secrets(repr(exc))}", judge=self.name), None
+
+        def on_timeout(retries: int) -> JudgeError:
+            after = f" after {retries} retries" if retries else ""
+            return JudgeTimeoutError(
+                f"no answer within {limit:g}s{after} while judging at {self.model}", judge=self.name, retryable=True
+            )
+
+        async with await self._gates.get():
+            # litellm's timeout bounds each read; with_retries bounds each attempt as a whole.
+            response = await with_retries(
+                attempt, retry=self.retry, timeout=limit, map_error=map_error, on_timeout=on_timeout
+            )
         return answer_from_completion(response, judge=self.name, source="litellm's answer")
 
     async def aclose(self) -> None:

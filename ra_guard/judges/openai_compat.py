@@ -31,9 +31,10 @@ rate-limited WARNING on the ``ra_guard.judges`` logger when
   ``on_low_digit_mass="raise"`` raises :class:`JudgeOutputError` instead).
 
 Where ``GET /models`` reports the served context (vLLM's ``max_model_len``,
-read on model discovery and :meth:`OpenAICompatJudge.aping`), ``max_tokens``
-is bounded to leave room for the input; a "maximum context length" 400 is
-retried once with the room the server reports.
+asked once before the first generation, or read on model discovery and
+:meth:`OpenAICompatJudge.aping`), ``max_tokens`` is bounded to leave room for
+the input; a "maximum context length" 400 is retried once with the room the
+server reports.
 
 Serve the model with::
 
@@ -66,7 +67,14 @@ from ra_guard._http import InjectedClient, PerLoop, borrowed_transport, openai_e
 from ra_guard._trace_state import record_target, server_of
 from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeInputTooLongError, JudgeOutputError
-from ra_guard.judges._http import RetryPolicy, judge_error_from_openai, with_retries
+from ra_guard.judges._http import (
+    RetryPolicy,
+    judge_error_from_openai,
+    served_context,
+    served_context_of,
+    with_retries,
+    with_url_hints,
+)
 from ra_guard.judges._url import install_log_redaction, parse_judge_url
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion
@@ -256,6 +264,7 @@ class OpenAICompatJudge(ChatJudge):
         self.digits_supported: bool | None = None
         #: The served context in tokens, where the server reported it.
         self.context_tokens: int | None = None
+        self._context_asked = False  # GET /models was read (discovery, ping or the probe): not asked again
         self._host = url.host
         self._query = url.query
         self._headers: dict[str, str] = {}
@@ -385,6 +394,12 @@ class OpenAICompatJudge(ChatJudge):
         self, state: _LoopState, model: str, messages: list[ChatMessage], options: dict[str, Any]
     ) -> ChatCompletion:
         """A generation with ``max_tokens`` bounded by the served context (known, or learned from a 400)."""
+        if not self._context_asked:
+            async with state.discovery:  # one GET /models however many first calls wait here
+                if not self._context_asked:
+                    context = await served_context_of(state.client, model, timeout=self.timeout, judge=self.name)
+                    self.context_tokens = self.context_tokens or context
+                    self._context_asked = True
         options = {**options, "max_tokens": self._bounded(int(options["max_tokens"]), messages)}
         try:
             return await self._complete(state, model, messages, options)
@@ -447,10 +462,8 @@ class OpenAICompatJudge(ChatJudge):
         return {entry.id: entry for entry in page.data}
 
     def _learn_context(self, entry: Any) -> None:
-        extra = getattr(entry, "model_extra", None) or {}
-        context = extra.get("max_model_len")
-        if isinstance(context, int) and context > 0:
-            self.context_tokens = context
+        self.context_tokens = served_context(entry) or self.context_tokens
+        self._context_asked = True
 
     async def aping(self) -> None:
         """Check that the server answers and serves the judge's model (one ``GET /models``).
@@ -584,16 +597,4 @@ class OpenAICompatJudge(ChatJudge):
             doing=doing,
             retry_timeouts=self.retry.retry_timeouts,
         )
-        cause = exc.__cause__
-        if isinstance(exc, openai.APIConnectionError) and "connect" in type(cause).__name__.lower():
-            error.args = (f"{error.args[0]}; is the server running at {self._host}?",)
-        if getattr(exc, "status_code", None) == 404:
-            root = self.base_url.split("/", 3)
-            hint = f"{root[0]}//{root[2]}/v1"
-            suffix = (
-                f" (wrong base path? OpenAI-compatible servers answer under /v1: try {hint!r})"
-                if self.base_url != hint
-                else " (is this an OpenAI-compatible server?)"
-            )
-            error.args = (error.args[0] + suffix,)
-        return error
+        return with_url_hints(error, exc, base_url=self.base_url, host=self._host)

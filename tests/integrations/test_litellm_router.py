@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
 from ra_guard import Guard, Policy
-from ra_guard.exceptions import JudgeError
+from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeTimeoutError
 from ra_guard.integrations.litellm import RouterJudge, router_judge
 from ra_guard.judges.base import JudgeRequest
 from tests.support.openai_server import Fault, OpenAIStubServer
@@ -84,3 +85,79 @@ async def test_router_judge_passes_completion_kwargs_on_every_call(stub: OpenAIS
     assert len(bodies) == 2
     assert all(b["max_tokens"] == 2048 and b["response_format"] == schema and b["top_k"] == 1 for b in bodies)
     assert all(b["temperature"] == 0.0 for b in bodies)  # the judge's own default stays
+
+
+def _judge_requests(server: OpenAIStubServer) -> int:
+    return sum(r.kind == "judge" for r in server.requests)
+
+
+async def test_a_timed_out_generation_is_not_retried_by_default(stub: OpenAIStubServer) -> None:
+    stub.script(*[Fault.hang(5)] * 4)
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=0.5)  # num_retries=3 for other failures
+
+    with pytest.raises(JudgeTimeoutError, match="timed out"):
+        await judge.ajudge(REQUEST)
+
+    assert _judge_requests(stub) == 1  # the server may still be generating: a retry would pile up
+
+
+async def test_retry_timeouts_retries_a_timed_out_generation(stub: OpenAIStubServer) -> None:
+    stub.script(Fault.hang(5))
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=0.5, num_retries=1, retry_timeouts=True)
+
+    assert (await judge.ajudge(REQUEST)).scores == {"a": 2.0, "b": 5.0}
+    assert _judge_requests(stub) == 2
+
+
+async def test_a_retry_policy_of_your_own_wins(stub: OpenAIStubServer) -> None:
+    from litellm.types.router import RetryPolicy
+
+    stub.script(*[Fault.hang(5)] * 4)
+    judge = router_judge(
+        [stub.base_url], model="ra-stub", timeout=0.5, num_retries=3, retry_policy=RetryPolicy(TimeoutErrorRetries=1)
+    )
+
+    with pytest.raises(JudgeTimeoutError):
+        await judge.ajudge(REQUEST)
+    assert _judge_requests(stub) == 2
+
+
+@pytest.mark.parametrize("fault", [Fault.error(503), Fault.error(500), Fault.drop()], ids=["503", "500", "drop"])
+async def test_server_errors_and_dropped_connections_are_still_retried(stub: OpenAIStubServer, fault: Fault) -> None:
+    stub.script(fault)
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=5, num_retries=2)
+
+    assert (await judge.ajudge(REQUEST)).scores == {"a": 2.0, "b": 5.0}
+    assert _judge_requests(stub) == 2
+
+
+@pytest.mark.parametrize(
+    ("num_retries", "call_timeout", "limit"),
+    [(0, None, "0.5"), (3, 1.0, "1")],
+    ids=["derived-from-timeout", "given"],
+)
+async def test_call_timeout_bounds_the_whole_call_against_a_trickling_server(
+    stub: OpenAIStubServer, num_retries: int, call_timeout: float | None, limit: str
+) -> None:
+    # Each read gets a byte within the router's 0.5 s timeout; only a bound on the whole call stops this.
+    stub.script(Fault.trickle(interval=0.1, seconds=8))
+    options = {} if call_timeout is None else {"call_timeout": call_timeout}
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=0.5, num_retries=num_retries, **options)
+    started = time.perf_counter()
+
+    with pytest.raises(JudgeTimeoutError, match=rf"within call_timeout={limit}s"):
+        await judge.ajudge(REQUEST)
+
+    assert time.perf_counter() - started < 4  # not the trickle's 8 s
+    assert _judge_requests(stub) == 1
+
+
+def test_call_timeout_defaults_to_what_the_router_settings_allow() -> None:
+    judge = router_judge(["http://127.0.0.1:9/v1"], model="m", timeout=10, num_retries=2, retry_after=20)
+    assert judge.call_timeout == 10 * 3 + 20 * 2  # every attempt its whole timeout, the longest wait before each retry
+    assert router_judge(["http://127.0.0.1:9/v1"], model="m", call_timeout=None).call_timeout is None
+
+
+def test_bad_call_timeout_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="call_timeout must be positive"):
+        router_judge(["http://127.0.0.1:9/v1"], model="m", call_timeout=0)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any
 
+import httpx
 import pytest
 
-from ra_guard.exceptions import JudgeError, JudgeOutputError, JudgeTimeoutError, MissingDependencyError
+from ra_guard.exceptions import (
+    ConfigurationError,
+    JudgeError,
+    JudgeOutputError,
+    JudgeTimeoutError,
+    MissingDependencyError,
+)
 from ra_guard.judges import resolve_judge
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
@@ -60,6 +68,52 @@ async def test_timeout_raises_judge_timeout(openai_server: OpenAIStubServer) -> 
     with pytest.raises(JudgeTimeoutError) as caught:
         await _judge(openai_server, timeout=0.2).ajudge(REQUEST)
     assert caught.value.retryable
+
+
+async def test_timeout_bounds_each_attempt_against_a_trickling_server(openai_server: OpenAIStubServer) -> None:
+    # Each read gets a byte within the 0.5 s timeout: only a bound on the attempt as a whole stops this.
+    openai_server.script(Fault.trickle(interval=0.1, seconds=8))
+    judge = _judge(openai_server, timeout=0.5, max_retries=3)
+    started = time.perf_counter()
+
+    with pytest.raises(JudgeTimeoutError, match=r"no answer within 0\.5s"):
+        await judge.ajudge(REQUEST)
+
+    assert time.perf_counter() - started < 4  # not the trickle's 8 s
+    assert len(openai_server.requests) == 1  # and the timed-out attempt is not retried
+
+
+@pytest.mark.parametrize("timeout", [0.5, httpx.Timeout(0.5)], ids=["seconds", "httpx-timeout"])
+async def test_a_timed_out_generation_is_not_retried_by_default(
+    openai_server: OpenAIStubServer, timeout: float | httpx.Timeout
+) -> None:
+    openai_server.script(*[Fault.hang(5)] * 4)
+    judge = LiteLLMJudge("openai/ra-stub", api_base=openai_server.base_url, api_key="x", timeout=timeout)
+
+    with pytest.raises(JudgeTimeoutError):
+        await judge.ajudge(REQUEST)
+
+    # Neither the judge nor litellm nor the openai SDK under it retries: the server may still be generating.
+    assert len(openai_server.requests) == 1
+
+
+async def test_retry_timeouts_retries_a_timed_out_generation(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.hang(5))
+    verdict = await _judge(openai_server, timeout=0.5, max_retries=1, retry_timeouts=True).ajudge(REQUEST)
+    assert verdict.best == "short"
+    assert len(openai_server.requests) == 2
+
+
+async def test_server_errors_are_retried_by_default(openai_server: OpenAIStubServer) -> None:
+    openai_server.script(Fault.error(503), Fault.drop())
+    judge = LiteLLMJudge("openai/ra-stub", api_base=openai_server.base_url, api_key="x", timeout=5)
+    assert (await judge.ajudge(REQUEST)).best == "short"
+    assert len(openai_server.requests) == 3
+
+
+def test_negative_max_retries_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="max_retries must be 0 or more"):
+        LiteLLMJudge("openai/ra-stub", max_retries=-1)
 
 
 @pytest.mark.parametrize("fault", [Fault.error(500), Fault.rate_limit(), Fault.drop()])

@@ -44,7 +44,9 @@ async def test_judges_over_http(judge: OpenAICompatJudge, openai_server: OpenAIS
     assert verdict.model == "ra-stub"
     assert verdict.usage.prompt_tokens > 0 and verdict.usage.completion_tokens > 0
     assert "short" in verdict.reasoning or "long" in verdict.reasoning  # unmasked
-    (sent,) = openai_server.requests
+    # The served context is asked once (GET /models) before the first generation: max_tokens is bounded from it.
+    assert [r.route for r in openai_server.requests] == ["/models", "/chat/completions"]
+    (sent,) = openai_server.of_kind("judge")
     assert sent.body["messages"] == render_messages(REQUEST).messages
     assert (sent.body["temperature"], sent.body["max_tokens"], sent.body["model"]) == (0.0, 4096, "ra-stub")
     assert sent.headers["authorization"] == "Bearer EMPTY"
@@ -110,7 +112,7 @@ async def test_timed_out_generation_is_not_retried_by_default(openai_server: Ope
         await judge.aclose()
     assert caught.value.retryable
     assert caught.value.judge == judge.name
-    assert len(openai_server.requests) == 1
+    assert len(openai_server.of_kind("judge")) == 1
 
 
 async def test_timeouts_are_retried_when_asked(openai_server: OpenAIStubServer) -> None:
@@ -121,7 +123,7 @@ async def test_timeouts_are_retried_when_asked(openai_server: OpenAIStubServer) 
             await judge.ajudge(REQUEST)
     finally:
         await judge.aclose()
-    assert len(openai_server.requests) == 2
+    assert len(openai_server.of_kind("judge")) == 2
 
 
 @pytest.mark.parametrize("fault", [Fault.error(500), Fault.error(503), Fault.rate_limit(retry_after=0.05)])
@@ -131,7 +133,7 @@ async def test_transient_status_is_retried(
     openai_server.script(fault)
     verdict = await judge.ajudge(REQUEST)
     assert verdict.best == "short"
-    first, second = openai_server.requests
+    first, second = openai_server.of_kind("judge")
     if fault.status == 429:
         assert second.received_at - first.received_at >= 0.04  # Retry-After honoured
 
@@ -141,7 +143,7 @@ async def test_persistent_500_raises_judge_error(judge: OpenAICompatJudge, opena
     with pytest.raises(JudgeError, match="HTTP 500 after 2 retries") as caught:
         await judge.ajudge(REQUEST)
     assert caught.value.retryable and not isinstance(caught.value, JudgeTimeoutError)
-    assert len(openai_server.requests) == 3
+    assert len(openai_server.of_kind("judge")) == 3
 
 
 async def test_client_error_is_not_retried(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:
@@ -149,7 +151,7 @@ async def test_client_error_is_not_retried(judge: OpenAICompatJudge, openai_serv
     with pytest.raises(JudgeError, match="HTTP 400") as caught:
         await judge.ajudge(REQUEST)
     assert not caught.value.retryable
-    assert len(openai_server.requests) == 1
+    assert len(openai_server.of_kind("judge")) == 1
 
 
 async def test_context_overflow_is_input_too_long(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:
@@ -161,7 +163,7 @@ async def test_context_overflow_is_input_too_long(judge: OpenAICompatJudge, open
     with pytest.raises(JudgeInputTooLongError) as caught:
         await judge.ajudge(REQUEST)
     assert (caught.value.input_tokens, caught.value.max_input_tokens) == (8190, 8192)
-    assert len(openai_server.requests) == 1  # 2 tokens of room: not worth a retry
+    assert len(openai_server.of_kind("judge")) == 1  # 2 tokens of room: not worth a retry
 
 
 async def test_max_tokens_shrinks_to_the_room_the_server_reports(
@@ -173,14 +175,14 @@ async def test_max_tokens_shrinks_to_the_room_the_server_reports(
     )
     openai_server.script(Fault.error(400, retry_after=None, message=message))
     assert (await judge.ajudge(REQUEST)).best == "short"
-    assert [r.body["max_tokens"] for r in openai_server.requests] == [4096, 8192 - 4904]
+    assert [r.body["max_tokens"] for r in openai_server.of_kind("judge")] == [4096, 8192 - 4904]
     assert judge.context_tokens == 8192
 
 
 async def test_dropped_connection_is_retried(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:
     openai_server.script(Fault.drop())
     assert (await judge.ajudge(REQUEST)).best == "short"
-    assert len(openai_server.requests) == 2
+    assert len(openai_server.of_kind("judge")) == 2
 
 
 async def test_persistent_dropped_connection_raises(openai_server: OpenAIStubServer) -> None:
@@ -202,7 +204,7 @@ async def test_garbage_body_raises_output_error(
     with pytest.raises(JudgeOutputError) as caught:
         await judge.ajudge(REQUEST)
     assert caught.value.reason in ("no_json", "empty_output")
-    assert len(openai_server.requests) == 1
+    assert len(openai_server.of_kind("judge")) == 1
 
 
 async def test_truncated_judge_output(judge: OpenAICompatJudge, openai_server: OpenAIStubServer) -> None:

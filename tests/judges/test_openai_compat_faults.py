@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -112,7 +113,7 @@ async def test_thin_digit_mass_can_raise(openai_server: OpenAIStubServer) -> Non
     finally:
         await judge.aclose()
     assert caught.value.reason == "low_digit_mass"
-    assert len(openai_server.requests) == 1  # no fallback generation
+    assert len(openai_server.of_kind("judge")) == 1  # no fallback generation
 
 
 async def test_enough_digit_mass_is_read(openai_server: OpenAIStubServer) -> None:
@@ -137,7 +138,7 @@ async def test_no_digit_in_top_logprobs_gets_a_bounded_visible_fallback(
     finally:
         await judge.aclose()
     assert any(r.startswith("low_digit_mass: the digits 1-5 held 0.0%") for r in verdict.repairs)
-    (fallback,) = [r for r in openai_server.requests if not _is_digit_step(r)]
+    (fallback,) = [r for r in openai_server.of_kind("judge") if not _is_digit_step(r)]
     assert fallback.body["max_tokens"] == 512  # not the full 4096-token reasoning run
     assert any("fallback generation of at most 512 tokens" in w for w in _warnings(caplog))
 
@@ -202,7 +203,7 @@ async def test_timeout_bounds_the_whole_call_not_each_read(openai_server: OpenAI
     finally:
         await judge.aclose()
     assert time.perf_counter() - started < 5  # a per-read timeout would wait the whole 20 s
-    assert len(openai_server.requests) == 1  # and a timed-out generation is not retried
+    assert len(openai_server.of_kind("judge")) == 1  # and a timed-out generation is not retried
 
 
 async def test_max_tokens_is_bounded_by_the_served_context(openai_server: OpenAIStubServer) -> None:
@@ -215,6 +216,52 @@ async def test_max_tokens_is_bounded_by_the_served_context(openai_server: OpenAI
     assert judge.context_tokens == 1024
     (call,) = [r for r in openai_server.requests if r.kind == "judge"]
     assert 16 <= call.body["max_tokens"] < 1024  # room left for the input
+
+
+async def test_a_given_model_is_bounded_by_the_served_context_from_its_first_call(
+    openai_server: OpenAIStubServer,
+) -> None:
+    openai_server.model_extras = {"max_model_len": 1024}  # vLLM's /v1/models entry
+    judge = _judge(openai_server)  # model= given: no discovery, and no 400 to learn from
+    try:
+        await asyncio.gather(*(judge.ajudge(REQUEST) for _ in range(3)))  # three first calls at once
+        await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert judge.context_tokens == 1024
+    assert len(openai_server.of_kind("models")) == 1  # asked once per judge
+    calls = openai_server.of_kind("judge")
+    assert len(calls) == 4
+    assert all(16 <= call.body["max_tokens"] < 1024 for call in calls)  # not the 4096 the server would refuse
+
+
+def _is_models_request(request: RecordedRequest) -> bool:
+    return request.route == "/models"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [None, Fault.error(404, retry_after=None), Fault.error(500, retry_after=None), Fault.hang(), Fault.garbage()],
+    ids=["no-max_model_len", "404", "500", "hang", "garbage"],
+)
+async def test_the_served_context_is_optional_knowledge(
+    openai_server: OpenAIStubServer, caplog: pytest.LogCaptureFixture, fault: Fault | None
+) -> None:
+    if fault is not None:
+        openai_server.script(fault, fault, when=_is_models_request)
+    judge = _judge(openai_server, timeout=1.0)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="ra_guard.judges"):
+            verdicts = [await judge.ajudge(REQUEST) for _ in range(2)]
+    finally:
+        await judge.aclose()
+    assert [v.best for v in verdicts] == ["short", "short"]  # no failure for want of the context
+    assert judge.context_tokens is None
+    assert [c.body["max_tokens"] for c in openai_server.of_kind("judge")] == [4096, 4096]
+    assert len(openai_server.of_kind("models")) == 1  # not asked again on every call
+    debug = [r.getMessage() for r in caplog.records if r.name == "ra_guard.judges" and r.levelno == logging.DEBUG]
+    assert any("GET /models" in m for m in debug)
+    assert not _warnings(caplog)
 
 
 # -- 8. health check --------------------------------------------------------------
@@ -275,7 +322,7 @@ async def test_gateway_timeout_is_not_retried_by_default(openai_server: OpenAISt
     finally:
         await judge.aclose()
     assert not caught.value.retryable
-    assert len(openai_server.requests) == 1
+    assert len(openai_server.of_kind("judge")) == 1
 
 
 async def test_unavailable_server_is_retried_with_backoff(openai_server: OpenAIStubServer) -> None:
@@ -285,7 +332,7 @@ async def test_unavailable_server_is_retried_with_backoff(openai_server: OpenAIS
         assert (await judge.ajudge(REQUEST)).best == "short"
     finally:
         await judge.aclose()
-    first, second, _third = openai_server.requests  # 503, dropped connection, answer
+    first, second, _third = openai_server.of_kind("judge")  # 503, dropped connection, answer
     assert second.received_at - first.received_at >= 0.04  # the server's Retry-After
 
 

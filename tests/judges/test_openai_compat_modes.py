@@ -63,7 +63,7 @@ async def test_fast_mode_reads_expected_scores_one_step_per_candidate(
     assert verdict.ranking == ["short", "mid", "long"]
     assert verdict.distributions is not None
     assert all(sum(d) == pytest.approx(1.0) for d in verdict.distributions.values())
-    steps = openai_server.requests
+    steps = openai_server.of_kind("judge")
     assert len(steps) == 3
     for step in steps:
         body = step.body
@@ -84,7 +84,7 @@ async def test_hybrid_mode_thinks_first_then_reads_digits(openai_server: OpenAIS
     finally:
         await judge.aclose()
 
-    think, *steps = openai_server.requests
+    think, *steps = openai_server.of_kind("judge")
     assert (think.body["max_tokens"], think.body["stop"]) == (64, ["</think>"])
     assert len(steps) == 3
     assert (

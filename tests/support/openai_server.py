@@ -474,6 +474,17 @@ class OpenAIStubServer:
         with self._lock:
             self._rules.append((when, deque(replies)))
 
+    def of_kind(self, kind: str) -> list[RecordedRequest]:
+        """The requests received of one :attr:`RecordedRequest.kind` (``judge``, ``models``...), in order.
+
+        Example:
+            >>> with OpenAIStubServer() as server:
+            ...     server.of_kind("judge")
+            []
+        """
+        with self._lock:
+            return [r for r in self.requests if r.kind == kind]
+
     def pending(self) -> int:
         """Scripted replies not consumed yet."""
         with self._lock:
