@@ -82,8 +82,12 @@ from ra_guard.judges.format import RenderedRequest, render_messages
 from ra_guard.judges.parsing import ReasonCode, split_thinking, unmask_names
 from ra_guard.judges.scoring import (
     ENDPOINT_STEP_PARAMS,
+    LOW_DIGIT_MASS,
     ForcedJsonReader,
+    LowDigitMass,
+    check_digit_mass_settings,
     distribution_from_top_logprobs,
+    low_digit_mass_detail,
     verdict_from_distributions,
 )
 from ra_guard.types import ChatMessage, Usage
@@ -98,8 +102,6 @@ API_KEY_ENV = "RA_GUARD_JUDGE_API_KEY"
 JudgeMode = Literal["reasoning", "fast", "hybrid"]
 _MODES: tuple[str, ...] = ("reasoning", "fast", "hybrid")
 
-#: What ``fast``/``hybrid`` do when the digits hold too little probability: parse a generation, or raise.
-LowDigitMass = Literal["parse", "raise"]
 
 #: The note added to ``Verdict.repairs`` when digit reading falls back to parsing.
 LOGPROBS_UNAVAILABLE = (
@@ -236,10 +238,7 @@ class OpenAICompatJudge(ChatJudge):
             raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries}")
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be positive seconds, got {timeout}")
-        if not 0.0 <= min_digit_mass <= 1.0:
-            raise ConfigurationError(f"min_digit_mass must be between 0 and 1, got {min_digit_mass}")
-        if on_low_digit_mass not in ("parse", "raise"):
-            raise ConfigurationError(f"on_low_digit_mass must be 'parse' or 'raise', got {on_low_digit_mass!r}")
+        check_digit_mass_settings(min_digit_mass, on_low_digit_mass)
         if fallback_max_tokens < 1 or max_tokens < 1:
             raise ConfigurationError("max_tokens and fallback_max_tokens must be at least 1 token")
         if url.basic_auth is not None and api_key is not None:
@@ -533,12 +532,10 @@ class OpenAICompatJudge(ChatJudge):
             distribution, mass = found
             if mass < self.min_digit_mass:
                 shown = reader.names[len(reader.distributions)]
-                note = (
-                    f"low_digit_mass: the digits 1-5 held {mass:.1%} of the probability where {shown}'s score "
-                    f"was expected (min_digit_mass={self.min_digit_mass:g})"
-                )
+                name = rendered.masked_to_caller.get(shown, shown)
+                note = f"{LOW_DIGIT_MASS}: {low_digit_mass_detail(mass, name, self.min_digit_mass)}"
                 if self.on_low_digit_mass == "raise":
-                    raise JudgeOutputError("low_digit_mass", note, raw_text=head + reader.prefix, judge=self.name)
+                    raise JudgeOutputError(LOW_DIGIT_MASS, note, raw_text=head + reader.prefix, judge=self.name)
                 return await self._fallback(rendered, note + "; parsed a generated verdict", usage)
             reader.feed(distribution)
         return verdict_from_distributions(

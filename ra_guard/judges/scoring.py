@@ -32,8 +32,9 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from ra_guard.exceptions import ConfigurationError
 from ra_guard.judges.format import RenderedRequest
 from ra_guard.types import ChatMessage, Usage
 from ra_guard.verdict import Verdict
@@ -41,6 +42,10 @@ from ra_guard.verdict import Verdict
 __all__ = [
     "DIGITS",
     "EMPTY_THINKING",
+    "LOW_DIGIT_MASS",
+    "LowDigitMass",
+    "check_digit_mass_settings",
+    "low_digit_mass_detail",
     "ForcedJsonReader",
     "average_verdicts",
     "ENDPOINT_STEP_PARAMS",
@@ -54,6 +59,41 @@ __all__ = [
 
 #: The score digits, in the order of every distribution.
 DIGITS = ("1", "2", "3", "4", "5")
+
+#: What ``fast``/``hybrid`` do where the digits hold too little probability: parse a generation, or raise.
+LowDigitMass = Literal["parse", "raise"]
+
+#: The reason code of a low digit mass (``JudgeOutputError.reason``, the note's code in ``Verdict.repairs``).
+LOW_DIGIT_MASS = "low_digit_mass"
+
+
+def check_digit_mass_settings(min_digit_mass: float, on_low_digit_mass: str) -> None:
+    """Refuse a digit-mass threshold outside 0..1 or an unknown ``on_low_digit_mass``.
+
+    Raises:
+        ConfigurationError: Naming the setting and the value given.
+
+    Example:
+        >>> check_digit_mass_settings(0.1, "parse")
+    """
+    if not 0.0 <= min_digit_mass <= 1.0:
+        raise ConfigurationError(f"min_digit_mass must be between 0 and 1, got {min_digit_mass}")
+    if on_low_digit_mass not in ("parse", "raise"):
+        raise ConfigurationError(f"on_low_digit_mass must be 'parse' or 'raise', got {on_low_digit_mass!r}")
+
+
+def low_digit_mass_detail(mass: float, name: str, min_digit_mass: float) -> str:
+    """What a ``low_digit_mass`` note or error says, ``name`` being the candidate's own name.
+
+    Example:
+        >>> low_digit_mass_detail(0.005, "short", 0.1)
+        "the digits 1-5 held 0.5% of the probability where short's score was expected (min_digit_mass=0.1)"
+    """
+    return (
+        f"the digits 1-5 held {mass:.1%} of the probability where {name}'s score was expected "
+        f"(min_digit_mass={min_digit_mass:g})"
+    )
+
 
 #: What Qwen3's template inserts with ``enable_thinking=False``: an empty thinking block.
 EMPTY_THINKING = "<think>\n\n</think>\n\n"

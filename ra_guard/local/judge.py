@@ -65,8 +65,12 @@ from ra_guard.judges.format import presentation_order
 from ra_guard.judges.parsing import unmask_names
 from ra_guard.judges.scoring import (
     DIGITS,
+    LOW_DIGIT_MASS,
     ForcedJsonReader,
+    LowDigitMass,
     average_verdicts,
+    check_digit_mass_settings,
+    low_digit_mass_detail,
     permutation_orders,
     verdict_from_distributions,
 )
@@ -101,11 +105,7 @@ __all__ = [
 
 Mode = Literal["reasoning", "fast", "hybrid"]
 OnTooLong = Literal["shorten", "raise"]
-#: What ``fast``/``hybrid`` do where the digits hold too little probability: parse a generation, or raise.
-LowDigitMass = Literal["parse", "raise"]
 _MODES = ("reasoning", "fast", "hybrid")
-#: The reason code of a low digit mass (``JudgeOutputError.reason``, the note's code in ``Verdict.repairs``).
-LOW_DIGIT_MASS = "low_digit_mass"
 
 
 class JudgeSettings(TypedDict, total=False):
@@ -414,10 +414,7 @@ class LocalJudge(Judge):
             if low is not None:
                 mass, shown = low
                 name = job.rendered.masked_to_caller.get(shown, shown)
-                detail = (
-                    f"the digits 1-5 held {mass:.1%} of the probability where {name}'s score was expected "
-                    f"(min_digit_mass={self.min_digit_mass:g})"
-                )
+                detail = low_digit_mass_detail(mass, name, self.min_digit_mass)
                 if self.on_low_digit_mass == "raise":
                     hint = "; lower min_digit_mass, or use mode='reasoning' for this model"
                     verdicts.append(JudgeOutputError(LOW_DIGIT_MASS, detail + hint, raw_text=raw_text, judge=self.name))
@@ -564,12 +561,7 @@ def _check_settings(settings: JudgeSettings) -> None:
         raise ConfigurationError("max_new_tokens and thinking_budget must be at least 1")
     if settings.get("permutations", 1) < 1:
         raise ConfigurationError("permutations must be at least 1")
-    min_digit_mass = settings.get("min_digit_mass", 0.1)
-    if not 0.0 <= min_digit_mass <= 1.0:
-        raise ConfigurationError(f"min_digit_mass must be between 0 and 1, got {min_digit_mass}")
-    on_low_digit_mass = settings.get("on_low_digit_mass", "parse")
-    if on_low_digit_mass not in ("parse", "raise"):
-        raise ConfigurationError(f"on_low_digit_mass must be 'parse' or 'raise', got {on_low_digit_mass!r}")
+    check_digit_mass_settings(settings.get("min_digit_mass", 0.1), settings.get("on_low_digit_mass", "parse"))
     if settings.get("fallback_max_tokens", 1) < 1:
         raise ConfigurationError("fallback_max_tokens must be at least 1 token")
 
