@@ -5,19 +5,23 @@
 :class:`GuardedRunnable` and the calls of a :class:`ChatModelJudge` are real
 chat model calls, so the handler counts each; the guarded message keeps the
 winner's own ``usage_metadata``, and is not a model call itself, so nothing
-is counted twice.
+is counted twice. A judge that is no LangChain model (an HTTP RewardAnything
+server) is invisible to the handler: its tokens are in the decision
+(``decision.judge_usage``: ``with_decision=True``, the ``ra_guard_decision``
+callback event, the audit log).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import httpx
-from langchain_core.callbacks import get_usage_metadata_callback
+from langchain_core.callbacks import AsyncCallbackHandler, get_usage_metadata_callback
 from langchain_core.messages import AIMessage
 
 from ra_guard import Decision, Guard, Policy
-from ra_guard.integrations.langchain import ChatModelJudge, GuardedRunnable
+from ra_guard.integrations.langchain import DECISION_EVENT, ChatModelJudge, GuardedRunnable
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
 
@@ -81,3 +85,31 @@ async def test_usage_callback_counts_every_candidate_and_judge_call_async(stub: 
         await guard.aclose()
 
     _check(stub, out["decision"], out["output"], _counted(handler.usage_metadata))
+
+
+class _DecisionEvents(AsyncCallbackHandler):
+    """Keeps the decisions a guarded call reports as the ``ra_guard_decision`` custom event."""
+
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    async def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if name == DECISION_EVENT:
+            self.decisions.append(Decision.model_validate(data))
+
+
+async def test_a_judge_outside_langchain_is_counted_in_the_decision_event(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")  # an HTTP judge, no LangChain call
+    events = _DecisionEvents()
+    async with httpx.AsyncClient() as client:
+        guarded = GuardedRunnable(chat_openai(stub, temperature=0.8, http_async_client=client), guard, n=3)
+        with get_usage_metadata_callback() as handler:
+            await guarded.ainvoke("Capital of France?", {"callbacks": [events]})
+    await guard.aclose()
+
+    (decision,) = events.decisions
+    assert decision.judge_calls >= 1 and decision.judge_usage.total_tokens > 0
+    # the usage handler saw the candidates only; the judge's tokens are in the decision
+    sampled = decision.sampling_usage
+    assert _counted(handler.usage_metadata) == (sampled.prompt_tokens, sampled.completion_tokens)
