@@ -188,16 +188,21 @@ class CompletionSampler(Sampler):
         return list(unique.values())
 
 
-def chosen_response(sampler: CompletionSampler, decision: Decision, *, judge: Judge | None = None) -> Any:
+def chosen_response(
+    sampler: CompletionSampler, decision: Decision, *, judge: Judge | None = None, checked: Any = None
+) -> Any:
     """The winner as a one-choice ``ModelResponse`` with the decision attached.
 
     The decision is set as the ``ra_guard`` attribute (a JSON-able dict, also
     serialized into the response body) and as ``_hidden_params["ra_guard_decision"]``
     (the :class:`~ra_guard.Decision` itself). ``usage`` and ``response_cost``
-    are what the whole decision spent; see :func:`attach_decision`.
+    are what the whole decision spent (with ``checked``, the answer the guard
+    checked before re-sampling, included); see :func:`attach_decision`.
     """
     response, index = sampler.responses[decision.chosen.response_id or ""]
-    return attach_decision(response, decision, choice_index=index, counted=True, sampler=sampler, judge=judge)
+    return attach_decision(
+        response, decision, choice_index=index, counted=True, sampler=sampler, judge=judge, checked=checked
+    )
 
 
 def attach_decision(
@@ -208,13 +213,15 @@ def attach_decision(
     counted: bool = False,
     sampler: CompletionSampler | None = None,
     judge: Judge | None = None,
+    checked: Any = None,
 ) -> Any:
     """A copy of ``response`` keeping only choice ``choice_index`` (as index 0), decision attached.
 
     Cost tools read ``response.usage`` and ``response._hidden_params["response_cost"]``,
     so both report the decision's whole spend: every candidate sampled and every
-    judge call, plus ``response``'s own where the decision did not sample it
-    (``counted=False``: an answer that the guard checked).
+    judge call, plus the answer the guard checked without sampling it: ``response``
+    itself where the decision did not sample it (``counted=False``), or
+    ``checked`` (the proxy's original answer, when a re-sampled one won).
 
     - tokens: ``usage`` is ``decision.total_usage`` (plus the checked answer's);
       the winner's own are ``ra_guard["winner_usage"]`` and
@@ -235,9 +242,10 @@ def attach_decision(
     choice = out.choices[choice_index]
     choice.index = 0
     out.choices = [choice]
-    own = usage_of(response) or Usage()
-    winner = decision.chosen.usage if counted else own
-    total = decision.total_usage if counted else decision.total_usage + own
+    if not counted:
+        checked = response
+    winner = decision.chosen.usage if counted else usage_of(response) or Usage()
+    total = decision.total_usage + (usage_of(checked) or Usage()) if checked is not None else decision.total_usage
     _set_usage(out, total)
     metadata = json.loads(decision.model_dump_json())
     metadata["winner_usage"] = _usage_dict(winner)
@@ -246,7 +254,7 @@ def attach_decision(
         decision,
         sampled=sampler.sampled_responses() if sampler is not None else (),
         winner=response,
-        checked=None if counted else response,
+        checked=checked,
         judge=judge,
     )
     metadata.update(cost.as_dict())

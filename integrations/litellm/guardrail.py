@@ -364,7 +364,7 @@ class RaGuardGuardrail(CustomGuardrail):
         if decision.chosen.source == "original" or sampler is None:
             out = attach_decision(response, decision, sampler=sampler, judge=judge)
         else:
-            out = chosen_response(sampler, decision, judge=judge)
+            out = chosen_response(sampler, decision, judge=judge, checked=response)  # the original was paid for too
         full = getattr(out, DECISION_ATTRIBUTE)
         # Usage and cost, but none of the decision's texts. litellm bills each call on its own (the
         # original, each re-sampled candidate, each judge call through the router): these totals are

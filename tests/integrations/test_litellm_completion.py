@@ -244,7 +244,7 @@ JUDGE_PRICE = {"input_cost_per_token": 3e-6, "output_cost_per_token": 7e-6}
 
 
 class _CostRecorder(CustomLogger):
-    """A litellm callback keeping, per successful call, the cost litellm logged and the answer's id."""
+    """A litellm callback keeping, per successful call, the cost litellm logged, the answer's id and tokens."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -253,7 +253,12 @@ class _CostRecorder(CustomLogger):
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
         self.calls.append(
-            {"group": metadata.get("ra_guard_group_id"), "cost": kwargs["response_cost"], "id": response_obj.id}
+            {
+                "group": metadata.get("ra_guard_group_id"),
+                "cost": kwargs["response_cost"],
+                "id": response_obj.id,
+                "tokens": response_obj.usage.total_tokens,
+            }
         )
 
     async def settled(self, count: int) -> None:
@@ -317,3 +322,45 @@ async def test_a_judge_litellm_cannot_price_is_named_not_guessed(
     decision: Decision = response._hidden_params["ra_guard_decision"]
     (unpriced,) = response.ra_guard["cost_unpriced"]
     assert "openai-compat" in unpriced and f"{decision.judge_usage.total_tokens} tokens" in unpriced
+
+
+async def test_the_proxy_guardrail_reports_the_original_the_resampled_and_the_judge(
+    stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the proxy, the client's answer cost the original call too: a re-sampled winner's totals include it."""
+    from litellm.router import Router
+
+    from ra_guard.integrations.litellm import guardrail
+
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    stub.script("No. score=1", "Lyon. score=2", "Paris, the capital. score=5", when=is_sampler)
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    deployment = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": "sk-test", **SAMPLER_PRICE}
+    router = Router(model_list=[{"model_name": "assistant", "litellm_params": deployment}])
+    monkeypatch.setattr(guardrail, "_proxy_router", lambda: router)  # the proxy's own router, found at call time
+    judge = LiteLLMJudge("openai/ra-stub", api_base=stub.base_url, api_key="sk-test", **JUDGE_PRICE)
+    hook = guardrail.RaGuardGuardrail(
+        policies=[Policy(name="correct", principle="Correct.", min_score=4)],
+        judge=judge,
+        guardrail_name="ra-guard-cost",
+        event_hook="post_call",
+        candidates=2,
+    )
+    data = {"model": "assistant", "messages": MESSAGES}
+
+    original = await router.acompletion(**data)  # the answer the proxy got first
+    out = await hook.async_post_call_success_hook(data, None, original)
+    await recorder.settled(1 + 2 + out.ra_guard["judge_calls"])
+    await judge.aclose()
+
+    assert out.choices[0].message.content == "Paris, the capital. score=5" and out.ra_guard["action"] == "replaced"
+    assert len(recorder.calls) == 1 + 2 + out.ra_guard["judge_calls"]  # each call logged once, by litellm
+    (winner_call,) = [c for c in recorder.calls if c["id"] == out.id]
+    # the whole spend includes the original call, which the client's request paid for too
+    assert out._hidden_params["response_cost"] == pytest.approx(sum(c["cost"] for c in recorder.calls))
+    assert out.ra_guard["total_cost"] == out._hidden_params["response_cost"]
+    assert out.usage.total_tokens == sum(c["tokens"] for c in recorder.calls)
+    assert out.ra_guard["total_usage"]["total_tokens"] == out.usage.total_tokens
+    assert out._hidden_params["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
+    assert out.ra_guard["winner_usage"]["total_tokens"] == winner_call["tokens"]
