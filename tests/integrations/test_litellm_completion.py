@@ -14,7 +14,7 @@ import openai
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
-from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, SamplerError
+from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, RetryWithFeedback, SamplerError
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 from ra_guard.judges.litellm_judge import LiteLLMJudge
 from tests.integrations.conftest import Answers
@@ -364,3 +364,34 @@ async def test_the_proxy_guardrail_reports_the_original_the_resampled_and_the_ju
     assert out.ra_guard["total_usage"]["total_tokens"] == out.usage.total_tokens
     assert out._hidden_params["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
     assert out.ra_guard["winner_usage"]["total_tokens"] == winner_call["tokens"]
+
+
+async def test_every_retry_is_in_the_cost(stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    stub.script("Lyon. score=1", "Paris, the capital. score=5", when=is_sampler)
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    policy = Policy(name="correct", principle="The answer is factually correct.", min_score=4)
+    guard = Guard(policies=[policy], judge=f"openai-compat:{stub.base_url}", strategy=RetryWithFeedback(n=1))
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, **SAMPLER_PRICE, **_kwargs(stub, client))
+    await recorder.settled(2)
+    await guard.aclose()
+
+    assert response.ra_guard["attempts"] == 2 and len(recorder.calls) == 2
+    (winner_call,) = [c for c in recorder.calls if c["id"] == response.id]
+    assert response._hidden_params["response_cost"] == pytest.approx(sum(c["cost"] for c in recorder.calls))
+    assert response._hidden_params["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
+
+
+async def test_a_model_without_a_price_has_no_cost_and_says_why(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=2, **_kwargs(stub, client))  # ra-stub: litellm knows no price
+    await guard.aclose()
+
+    assert response._hidden_params["response_cost"] is None  # unknown, not 0 and not a guess
+    assert response.ra_guard["total_cost"] is None and response.ra_guard["winner_cost"] is None
+    candidates, judge = response.ra_guard["cost_unpriced"]
+    assert candidates.startswith("2 of 2 candidate calls") and judge.startswith("judge openai-compat")
