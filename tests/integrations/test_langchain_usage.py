@@ -2,7 +2,8 @@
 
 ``get_usage_metadata_callback()`` (``UsageMetadataCallbackHandler``) adds up
 ``usage_metadata`` per chat model call, through callbacks. The candidates of a
-:class:`GuardedRunnable` and the calls of a :class:`ChatModelJudge` are real
+:class:`GuardedRunnable` or a :class:`RaGuardMiddleware` agent turn and the
+calls of a :class:`ChatModelJudge` are real
 chat model calls, so the handler counts each; the guarded message keeps the
 winner's own ``usage_metadata``, and is not a model call itself, so nothing
 is counted twice. A judge that is no LangChain model (an HTTP RewardAnything
@@ -21,7 +22,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, get_usage_metadata_ca
 from langchain_core.messages import AIMessage
 
 from ra_guard import Decision, Guard, Policy
-from ra_guard.integrations.langchain import DECISION_EVENT, ChatModelJudge, GuardedRunnable
+from ra_guard.integrations.langchain import DECISION_EVENT, ChatModelJudge, GuardedRunnable, RaGuardMiddleware
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
 
@@ -113,3 +114,23 @@ async def test_a_judge_outside_langchain_is_counted_in_the_decision_event(stub: 
     # the usage handler saw the candidates only; the judge's tokens are in the decision
     sampled = decision.sampling_usage
     assert _counted(handler.usage_metadata) == (sampled.prompt_tokens, sampled.completion_tokens)
+
+
+async def test_usage_callback_counts_every_candidate_of_an_agent_turn(stub: OpenAIStubServer) -> None:
+    from langchain.agents import create_agent
+
+    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    decisions: list[Decision] = []
+    async with httpx.AsyncClient() as client:
+        guard = Guard(
+            policies=[POLICY], judge=ChatModelJudge(chat_openai(stub, temperature=0, http_async_client=client))
+        )
+        middleware = RaGuardMiddleware(guard, n=3, on_decision=decisions.append)
+        agent = create_agent(chat_openai(stub, temperature=0.8, http_async_client=client), middleware=[middleware])
+        with get_usage_metadata_callback() as handler:
+            result = await agent.ainvoke({"messages": [{"role": "user", "content": "Capital of France?"}]})
+        await guard.aclose()
+
+    (decision,) = decisions
+    final = result["messages"][-1]
+    _check(stub, decision, final, _counted(handler.usage_metadata))
