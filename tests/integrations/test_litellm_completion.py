@@ -336,7 +336,10 @@ async def test_the_proxy_guardrail_reports_the_original_the_resampled_and_the_ju
     stub.script("No. score=1", "Lyon. score=2", "Paris, the capital. score=5", when=is_sampler)
     recorder = _CostRecorder()
     _listen(monkeypatch, recorder)
-    deployment = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": "sk-test", **SAMPLER_PRICE}
+    # A model name of this test's own: a Router registers its deployments' models in litellm's global price
+    # table (this one with no list price), which would change the cost of later calls to the same name.
+    model = "openai/ra-stub-proxy-cost"
+    deployment = {"model": model, "api_base": stub.base_url, "api_key": "sk-test", **SAMPLER_PRICE}
     router = Router(model_list=[{"model_name": "assistant", "litellm_params": deployment}])
     monkeypatch.setattr(guardrail, "_proxy_router", lambda: router)  # the proxy's own router, found at call time
     judge = LiteLLMJudge("openai/ra-stub", api_base=stub.base_url, api_key="sk-test", **JUDGE_PRICE)
@@ -388,7 +391,8 @@ async def test_a_model_without_a_price_has_no_cost_and_says_why(stub: OpenAIStub
     _answers(stub, "Lyon. score=1", "Paris. score=5")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
-        response = await guarded_acompletion(guard, n=2, **_kwargs(stub, client))  # ra-stub: litellm knows no price
+        kwargs = {**_kwargs(stub, client), "model": "openai/ra-stub-unpriced"}  # a name in no price table
+        response = await guarded_acompletion(guard, n=2, **kwargs)
     await guard.aclose()
 
     assert response._hidden_params["response_cost"] is None  # unknown, not 0 and not a guess
