@@ -22,8 +22,8 @@ response is built after them and is not logged again (see
 ``docs/integrations.md``, "Usage and cost").
 
 Example:
-    >>> cost = DecisionCost(total=3e-05, winner=1e-05, candidates=3e-05, judge=None,
-    ...                     unpriced=["judge openai-compat:gpu:8000: not a litellm call, 180 tokens unpriced"])
+    >>> why = "judge openai-compat:gpu:8000: not a litellm call, its 180 tokens have no litellm price"
+    >>> cost = DecisionCost(total=3e-05, winner=1e-05, candidates=3e-05, judge=None, unpriced=[why])
     >>> cost.as_dict()["total_cost"], cost.as_dict()["judge_cost"]
     (3e-05, None)
 """
