@@ -101,6 +101,7 @@ CONTINUES: dict[tuple[str, int], tuple[int, ...]] = {
     ("docs/integrations.md", 3): (0,),
     ("docs/integrations.md", 4): (0,),
     ("docs/integrations.md", 5): (0,),
+    ("docs/integrations.md", 6): (0,),
     ("docs/observability.md", 1): (0,),
     ("docs/observability.md", 2): (0,),
     ("docs/observability.md", 3): (0,),
@@ -463,6 +464,25 @@ def _integrations_completion(ns: dict[str, Any], printed: str, lb: Loopback) -> 
     assert len([r for r in lb.stub.requests if r.kind == "sampler"]) == 4
 
 
+def _integrations_usage_and_cost(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
+    import litellm
+
+    response, out, usage = ns["response"], ns["out"], ns["usage"]
+    decision = response._hidden_params["ra_guard_decision"]
+    assert response.usage.total_tokens == decision.total_usage.total_tokens
+    # the dollars are the four candidate calls at gpt-4o-mini's price; the HTTP judge is named, not priced
+    sampled = decision.sampling_usage
+    candidates = sum(litellm.cost_per_token("gpt-4o-mini", sampled.prompt_tokens, sampled.completion_tokens))
+    assert response._hidden_params["response_cost"] == pytest.approx(candidates)
+    assert 0 < response._hidden_params["ra_guard_winner_cost"] < candidates / 3
+    assert response.ra_guard["judge_cost"] is None and "openai-compat" in response.ra_guard["cost_unpriced"][0]
+    # LangChain: the callback counted the four candidates; the HTTP judge only the decision knows
+    counted = sum(u["total_tokens"] for u in usage.usage_metadata.values())
+    assert counted == out["decision"].sampling_usage.total_tokens
+    assert out["decision"].judge_usage.total_tokens > 0
+    assert out["output"].usage_metadata["total_tokens"] == out["decision"].chosen.usage.total_tokens
+
+
 def _integrations_router(ns: dict[str, Any], printed: str, lb: Loopback) -> None:
     for _ in range(4):
         ns["guard"].rerank("Summarise this ticket", ["draft A", "draft B"])
@@ -556,8 +576,9 @@ CHECKS: dict[tuple[str, int], Check] = {
     ("docs/integrations.md", 3): _integrations_chat_models,
     ("docs/integrations.md", 4): _integrations_completion,
     ("docs/integrations.md", 5): _integrations_router,
-    ("docs/integrations.md", 6): _integrations_openai_agents,
-    ("docs/integrations.md", 7): _integrations_pydantic_ai,
+    ("docs/integrations.md", 6): _integrations_usage_and_cost,
+    ("docs/integrations.md", 7): _integrations_openai_agents,
+    ("docs/integrations.md", 8): _integrations_pydantic_ai,
     ("docs/observability.md", 0): _observability_quickstart,
     ("docs/observability.md", 1): _observability_phoenix,
     ("docs/observability.md", 2): _observability_langsmith,

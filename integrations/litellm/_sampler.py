@@ -21,8 +21,11 @@ from typing import Any
 from ra_guard._http import usage_of
 from ra_guard.decision import Decision
 from ra_guard.exceptions import SamplerError
+from ra_guard.judges.base import Judge
 from ra_guard.samplers.base import Sampler
 from ra_guard.types import ChatMessage, Messages, Sample, Usage
+
+from ._cost import decision_cost
 
 __all__ = ["DECISION_ATTRIBUTE", "CompletionSampler", "choice_text", "chosen_response", "to_chat_messages"]
 
@@ -179,47 +182,90 @@ class CompletionSampler(Sampler):
             )
         return samples
 
+    def sampled_responses(self) -> list[Any]:
+        """Every response this sampler received, each once (with ``use_n``, one response holds several candidates)."""
+        unique = {id(response): response for response, _ in self.responses.values()}
+        return list(unique.values())
 
-def chosen_response(sampler: CompletionSampler, decision: Decision) -> Any:
+
+def chosen_response(
+    sampler: CompletionSampler, decision: Decision, *, judge: Judge | None = None, checked: Any = None
+) -> Any:
     """The winner as a one-choice ``ModelResponse`` with the decision attached.
 
     The decision is set as the ``ra_guard`` attribute (a JSON-able dict, also
     serialized into the response body) and as ``_hidden_params["ra_guard_decision"]``
-    (the :class:`~ra_guard.Decision` itself). ``usage`` is what the whole
-    decision spent; see :func:`attach_decision`.
+    (the :class:`~ra_guard.Decision` itself). ``usage`` and ``response_cost``
+    are what the whole decision spent (with ``checked``, the answer the guard
+    checked before re-sampling, included); see :func:`attach_decision`.
     """
     response, index = sampler.responses[decision.chosen.response_id or ""]
-    return attach_decision(response, decision, choice_index=index, counted=True)
+    return attach_decision(
+        response, decision, choice_index=index, counted=True, sampler=sampler, judge=judge, checked=checked
+    )
 
 
-def attach_decision(response: Any, decision: Decision, *, choice_index: int = 0, counted: bool = False) -> Any:
+def attach_decision(
+    response: Any,
+    decision: Decision,
+    *,
+    choice_index: int = 0,
+    counted: bool = False,
+    sampler: CompletionSampler | None = None,
+    judge: Judge | None = None,
+    checked: Any = None,
+) -> Any:
     """A copy of ``response`` keeping only choice ``choice_index`` (as index 0), decision attached.
 
-    Cost tools read ``response.usage``, so it reports the decision's whole spend:
-    every candidate sampled and every judge call (``decision.total_usage``),
-    plus ``response``'s own usage where the decision did not sample it
-    (``counted=False``: an agent's answer that the guard checked). The winner's
-    own usage stays readable apart, as ``response.ra_guard["winner_usage"]`` and
-    ``response._hidden_params["ra_guard_winner_usage"]``; the total is also
-    ``response.ra_guard["total_usage"]``. Judge tokens may come from another
-    model than the answer's: a cost computed from ``usage`` at the answer
-    model's price is an estimate.
+    Cost tools read ``response.usage`` and ``response._hidden_params["response_cost"]``,
+    so both report the decision's whole spend: every candidate sampled and every
+    judge call, plus the answer the guard checked without sampling it: ``response``
+    itself where the decision did not sample it (``counted=False``), or
+    ``checked`` (the proxy's original answer, when a re-sampled one won).
+
+    - tokens: ``usage`` is ``decision.total_usage`` (plus the checked answer's);
+      the winner's own are ``ra_guard["winner_usage"]`` and
+      ``_hidden_params["ra_guard_winner_usage"]``, the total also ``ra_guard["total_usage"]``.
+    - dollars: ``response_cost`` is the sum of the prices litellm stamped on
+      each call (the candidates of ``sampler``, the checked answer) and the
+      judge's price where it is a litellm judge (see :mod:`._cost`); the
+      winner's own call is ``_hidden_params["ra_guard_winner_cost"]``. The same
+      figures are in ``ra_guard`` (``total_cost``, ``winner_cost``,
+      ``candidates_cost``, ``judge_cost``) with ``cost_unpriced`` naming each
+      part left out (a non-litellm judge has no price: ``judge_cost`` is ``None``).
+
+    ``litellm.completion_cost(response)`` recomputes a price from ``usage`` at
+    the answer model's price, judge tokens included: an estimate where the
+    judge is another model; ``response_cost`` is the calls' own prices.
     """
     out = copy.deepcopy(response)
     choice = out.choices[choice_index]
     choice.index = 0
     out.choices = [choice]
-    own = usage_of(response) or Usage()
-    winner = decision.chosen.usage if counted else own
-    total = decision.total_usage if counted else decision.total_usage + own
+    if not counted:
+        checked = response
+    winner = decision.chosen.usage if counted else usage_of(response) or Usage()
+    total = decision.total_usage + (usage_of(checked) or Usage()) if checked is not None else decision.total_usage
     _set_usage(out, total)
     metadata = json.loads(decision.model_dump_json())
     metadata["winner_usage"] = _usage_dict(winner)
     metadata["total_usage"] = _usage_dict(total)
+    cost = decision_cost(
+        decision,
+        sampled=sampler.sampled_responses() if sampler is not None else (),
+        winner=response,
+        checked=checked,
+        judge=judge,
+    )
+    metadata.update(cost.as_dict())
     setattr(out, DECISION_ATTRIBUTE, metadata)
     hidden = dict(getattr(out, "_hidden_params", None) or {})
     hidden["ra_guard_decision"] = decision
     hidden["ra_guard_winner_usage"] = winner
+    hidden["response_cost"] = cost.total
+    hidden["ra_guard_winner_cost"] = cost.winner
+    hidden["ra_guard_judge_cost"] = cost.judge
+    hidden["ra_guard_cost_unpriced"] = cost.unpriced
     out._hidden_params = hidden
     return out
 

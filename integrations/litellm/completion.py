@@ -41,7 +41,14 @@ async def guarded_acompletion(
     (the :class:`~ra_guard.Decision`). ``response.usage`` is what the whole
     decision spent (every candidate and every judge call, ``decision.total_usage``);
     the winner's own usage is ``response.ra_guard["winner_usage"]`` and
-    ``response._hidden_params["ra_guard_winner_usage"]``.
+    ``response._hidden_params["ra_guard_winner_usage"]``. Likewise in dollars:
+    ``response._hidden_params["response_cost"]`` adds up litellm's price of
+    every candidate call and of the judge calls (a litellm judge's; any other
+    judge's cost is ``None`` in ``ra_guard["judge_cost"]`` and named in
+    ``ra_guard["cost_unpriced"]``); the winner's call alone is
+    ``_hidden_params["ra_guard_winner_cost"]`` and ``ra_guard["winner_cost"]``.
+    Each call is also logged by litellm on its own (callbacks, spend logs); the
+    guarded response is not logged again.
 
     Args:
         guard: Policies, judge and strategy.
@@ -95,7 +102,7 @@ async def _guarded(guard: Guard, *, n: int | None, use_n: bool, router: Any, syn
     call = router.completion if threaded else router.acompletion
     sampler = CompletionSampler(call, kwargs, use_n=use_n, sync=threaded)
     decision = await guard.arun(to_chat_messages(messages), sampler=sampler, n=n)
-    return chosen_response(sampler, decision)
+    return chosen_response(sampler, decision, judge=guard.judge)
 
 
 def guarded_completion(

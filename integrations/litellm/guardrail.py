@@ -78,6 +78,7 @@ from ra_guard.policy import Policy
 from ra_guard.types import ChatMessage
 from ra_guard.verdict import Verdict
 
+from ._cost import SPEND_KEYS
 from ._exposure import client_view, failed_policies, safe_why, vetoed
 from ._routes import Answer, answer_of, conversation_of, route_of, stream_answer_of
 from ._sampler import DECISION_ATTRIBUTE, CompletionSampler, attach_decision, chosen_response
@@ -359,14 +360,16 @@ class RaGuardGuardrail(CustomGuardrail):
         decision, sampler, view = await self._judge(data, answer, replaceable=answer.route == "chat")
         if answer.route != "chat":
             return None  # passed: the answer goes out as it came
+        judge = self.guard.judge
         if decision.chosen.source == "original" or sampler is None:
-            out = attach_decision(response, decision)
+            out = attach_decision(response, decision, sampler=sampler, judge=judge)
         else:
-            out = chosen_response(sampler, decision)
+            out = chosen_response(sampler, decision, judge=judge, checked=response)  # the original was paid for too
         full = getattr(out, DECISION_ATTRIBUTE)
-        setattr(
-            out, DECISION_ATTRIBUTE, {**view, "winner_usage": full["winner_usage"], "total_usage": full["total_usage"]}
-        )
+        # Usage and cost, but none of the decision's texts. litellm bills each call on its own (the
+        # original, each re-sampled candidate, each judge call through the router): these totals are
+        # for the client to read, not reported as a guardrail cost, which the proxy would add again.
+        setattr(out, DECISION_ATTRIBUTE, {**view, **{key: full[key] for key in SPEND_KEYS}})
         out._hidden_params.pop("ra_guard_decision", None)  # the full decision stays in the proxy's logs
         return out
 

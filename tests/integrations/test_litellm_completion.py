@@ -14,8 +14,9 @@ import openai
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
-from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, SamplerError
+from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, RetryWithFeedback, SamplerError
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
+from ra_guard.judges.litellm_judge import LiteLLMJudge
 from tests.integrations.conftest import Answers
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
@@ -138,6 +139,19 @@ async def test_a_hung_completion_does_not_lose_the_others(stub: OpenAIStubServer
     assert decision.degraded and decision.fallbacks[0].kind == "deadline"
 
 
+def _listen(monkeypatch: pytest.MonkeyPatch, callback: CustomLogger) -> None:
+    """Make ``callback`` litellm's only callback for this test.
+
+    litellm copies ``litellm.callbacks`` into its own lists on the next call and
+    skips a logger whose class it already holds there, so every list starts empty
+    here and gets its old contents back after the test.
+    """
+    for name in ("input_callback", "success_callback", "failure_callback", "_async_success_callback"):
+        monkeypatch.setattr(litellm, name, [])
+    monkeypatch.setattr(litellm, "_async_failure_callback", [])
+    monkeypatch.setattr(litellm, "callbacks", [callback])
+
+
 class _Recorder(CustomLogger):
     """A litellm callback keeping the metadata of every successful call."""
 
@@ -160,7 +174,7 @@ async def test_callbacks_can_group_the_candidates_of_one_decision(
 ) -> None:
     _answers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
     recorder = _Recorder()
-    monkeypatch.setattr(litellm, "callbacks", [recorder])
+    _listen(monkeypatch, recorder)
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
 
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
@@ -222,3 +236,166 @@ def test_sync_first_call_leaves_no_connection_unclosed(stub: OpenAIStubServer) -
 
     assert _unclosed_after_collection() == []
     assert len([r for r in stub.requests if r.kind == "sampler"]) == 8
+
+
+# Per-call prices (litellm's custom pricing): sampler and judge priced apart, no global price table touched.
+SAMPLER_PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
+JUDGE_PRICE = {"input_cost_per_token": 3e-6, "output_cost_per_token": 7e-6}
+
+
+class _CostRecorder(CustomLogger):
+    """A litellm callback keeping, per successful call, the cost litellm logged, the answer's id and tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        self.calls.append(
+            {
+                "group": metadata.get("ra_guard_group_id"),
+                "cost": kwargs["response_cost"],
+                "id": response_obj.id,
+                "tokens": response_obj.usage.total_tokens,
+            }
+        )
+
+    async def settled(self, count: int) -> None:
+        """Wait for ``count`` calls (litellm runs success callbacks in the background), then a little longer."""
+        for _ in range(200):
+            if len(self.calls) >= count:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # an extra event (the guarded response logged again) would land here
+
+
+async def test_response_cost_is_every_call_and_the_winner_apart(
+    stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    judge = LiteLLMJudge("openai/ra-stub", api_base=stub.base_url, api_key="sk-test", **JUDGE_PRICE)
+    guard = Guard(policies=[POLICY], judge=judge)
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=3, **SAMPLER_PRICE, **_kwargs(stub, client))
+    decision: Decision = response._hidden_params["ra_guard_decision"]
+    await recorder.settled(3 + decision.judge_calls)
+    await guard.aclose()
+
+    # litellm logged each call once, with its own cost, and never the guarded response: no double count
+    candidates = [c for c in recorder.calls if c["group"] is not None]
+    judged = [c for c in recorder.calls if c["group"] is None]
+    assert len(candidates) == 3 and len(judged) == decision.judge_calls >= 1
+    assert all(c["cost"] > 0 for c in recorder.calls)
+    spent = sum(c["cost"] for c in recorder.calls)
+    (winner_call,) = [c for c in candidates if c["id"] == response.id]
+    assert winner_call["cost"] < spent / 3  # the winner alone is far from the whole spend
+
+    hidden = response._hidden_params
+    assert hidden["response_cost"] == pytest.approx(spent)
+    assert hidden["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
+    assert hidden["ra_guard_judge_cost"] == pytest.approx(sum(c["cost"] for c in judged))
+    assert hidden["ra_guard_cost_unpriced"] == []
+    assert response.ra_guard["total_cost"] == pytest.approx(spent)
+    assert response.ra_guard["winner_cost"] == pytest.approx(winner_call["cost"])
+    assert response.ra_guard["candidates_cost"] == pytest.approx(sum(c["cost"] for c in candidates))
+    assert response.model_dump()["ra_guard"]["judge_cost"] == pytest.approx(sum(c["cost"] for c in judged))
+
+
+async def test_a_judge_litellm_cannot_price_is_named_not_guessed(
+    stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")  # a RewardAnything server, not litellm
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, n=2, **SAMPLER_PRICE, **_kwargs(stub, client))
+    await recorder.settled(2)
+    await guard.aclose()
+
+    assert len(recorder.calls) == 2  # the judge's calls are not litellm's: no callback sees them
+    assert response._hidden_params["response_cost"] == pytest.approx(sum(c["cost"] for c in recorder.calls))
+    assert response.ra_guard["judge_cost"] is None
+    decision: Decision = response._hidden_params["ra_guard_decision"]
+    (unpriced,) = response.ra_guard["cost_unpriced"]
+    assert "openai-compat" in unpriced and f"{decision.judge_usage.total_tokens} tokens" in unpriced
+
+
+async def test_the_proxy_guardrail_reports_the_original_the_resampled_and_the_judge(
+    stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the proxy, the client's answer cost the original call too: a re-sampled winner's totals include it."""
+    from litellm.router import Router
+
+    from ra_guard.integrations.litellm import guardrail
+
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    stub.script("No. score=1", "Lyon. score=2", "Paris, the capital. score=5", when=is_sampler)
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    # A model name of this test's own: a Router registers its deployments' models in litellm's global price
+    # table (this one with no list price), which would change the cost of later calls to the same name.
+    model = "openai/ra-stub-proxy-cost"
+    deployment = {"model": model, "api_base": stub.base_url, "api_key": "sk-test", **SAMPLER_PRICE}
+    router = Router(model_list=[{"model_name": "assistant", "litellm_params": deployment}])
+    monkeypatch.setattr(guardrail, "_proxy_router", lambda: router)  # the proxy's own router, found at call time
+    judge = LiteLLMJudge("openai/ra-stub", api_base=stub.base_url, api_key="sk-test", **JUDGE_PRICE)
+    hook = guardrail.RaGuardGuardrail(
+        policies=[Policy(name="correct", principle="Correct.", min_score=4)],
+        judge=judge,
+        guardrail_name="ra-guard-cost",
+        event_hook="post_call",
+        candidates=2,
+    )
+    data = {"model": "assistant", "messages": MESSAGES}
+
+    original = await router.acompletion(**data)  # the answer the proxy got first
+    out = await hook.async_post_call_success_hook(data, None, original)
+    await recorder.settled(1 + 2 + out.ra_guard["judge_calls"])
+    await judge.aclose()
+
+    assert out.choices[0].message.content == "Paris, the capital. score=5" and out.ra_guard["action"] == "replaced"
+    assert len(recorder.calls) == 1 + 2 + out.ra_guard["judge_calls"]  # each call logged once, by litellm
+    (winner_call,) = [c for c in recorder.calls if c["id"] == out.id]
+    # the whole spend includes the original call, which the client's request paid for too
+    assert out._hidden_params["response_cost"] == pytest.approx(sum(c["cost"] for c in recorder.calls))
+    assert out.ra_guard["total_cost"] == out._hidden_params["response_cost"]
+    assert out.usage.total_tokens == sum(c["tokens"] for c in recorder.calls)
+    assert out.ra_guard["total_usage"]["total_tokens"] == out.usage.total_tokens
+    assert out._hidden_params["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
+    assert out.ra_guard["winner_usage"]["total_tokens"] == winner_call["tokens"]
+
+
+async def test_every_retry_is_in_the_cost(stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
+    stub.script("Lyon. score=1", "Paris, the capital. score=5", when=is_sampler)
+    recorder = _CostRecorder()
+    _listen(monkeypatch, recorder)
+    policy = Policy(name="correct", principle="The answer is factually correct.", min_score=4)
+    guard = Guard(policies=[policy], judge=f"openai-compat:{stub.base_url}", strategy=RetryWithFeedback(n=1))
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        response = await guarded_acompletion(guard, **SAMPLER_PRICE, **_kwargs(stub, client))
+    await recorder.settled(2)
+    await guard.aclose()
+
+    assert response.ra_guard["attempts"] == 2 and len(recorder.calls) == 2
+    (winner_call,) = [c for c in recorder.calls if c["id"] == response.id]
+    assert response._hidden_params["response_cost"] == pytest.approx(sum(c["cost"] for c in recorder.calls))
+    assert response._hidden_params["ra_guard_winner_cost"] == pytest.approx(winner_call["cost"])
+
+
+async def test_a_model_without_a_price_has_no_cost_and_says_why(stub: OpenAIStubServer) -> None:
+    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
+    async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
+        kwargs = {**_kwargs(stub, client), "model": "openai/ra-stub-unpriced"}  # a name in no price table
+        response = await guarded_acompletion(guard, n=2, **kwargs)
+    await guard.aclose()
+
+    assert response._hidden_params["response_cost"] is None  # unknown, not 0 and not a guess
+    assert response.ra_guard["total_cost"] is None and response.ra_guard["winner_cost"] is None
+    candidates, judge = response.ra_guard["cost_unpriced"]
+    assert candidates.startswith("2 of 2 candidate calls") and judge.startswith("judge openai-compat")
