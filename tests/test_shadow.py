@@ -55,7 +55,7 @@ class Gate:
 
     def wait_entered(self, count: int = 1) -> None:
         for _ in range(count):
-            assert self.entered.acquire(timeout=10), "the shadow judge was never called"
+            assert self.entered.acquire(timeout=60), "the shadow judge was never called"
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_check_returns_the_output_before_the_judge_answers(gate: Gate) -> None:
         gate.wait_entered()  # the judge is running now, and blocked: the caller already has its answer
         assert seen == [] and shadow.in_flight == 1
         gate.opened.set()
-        assert shadow.flush(timeout=10)
+        assert shadow.flush(timeout=60)
     (decision,) = seen
     assert decision.shadow and decision.strategy == "check"
     assert decision.chosen.text == output and not decision.passed  # judged as failing; served anyway
@@ -110,7 +110,7 @@ def test_the_root_span_says_shadow_and_sits_under_the_callers_span() -> None:
     with ShadowGuard(guard) as shadow:
         with provider.get_tracer("app").start_as_current_span("handle request") as request_span:
             shadow.check(USER, "Paris.")
-        assert shadow.flush(timeout=10)
+        assert shadow.flush(timeout=60)
     guard.check(USER, "Paris.")
     roots = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_workflow")]
     shadow_root, enforced_root = roots
@@ -147,7 +147,7 @@ def test_a_full_queue_drops_counts_and_warns_once(gate: Gate, caplog: pytest.Log
         warnings = [r for r in caplog.records if "is full" in r.getMessage()]
         assert len(warnings) == 1 and "shadow checks" in warnings[0].getMessage()
         gate.opened.set()
-        assert shadow.flush(timeout=10)
+        assert shadow.flush(timeout=60)
     assert shadow.completed == shadow.submitted
 
 
@@ -160,7 +160,7 @@ def test_no_more_than_max_concurrency_decisions_are_judged_at_once(gate: Gate) -
         time.sleep(0.1)  # room for a third to start, were it allowed to
         assert gate.calls == 2 and shadow.in_flight == 2
         gate.opened.set()
-        assert shadow.flush(timeout=10)
+        assert shadow.flush(timeout=60)
     assert gate.most == 2 and shadow.completed == 6
 
 
@@ -174,7 +174,7 @@ def test_nothing_reaches_the_caller_failures_are_counted_and_logged(caplog: pyte
         assert shadow.check(USER, 42) == 42  # not a string output
         assert shadow.check(USER, "out", sampler=FunctionSampler(broken_sampler)) == "out"
         assert shadow.check(USER, "out", n=0) == "out"
-        assert shadow.flush(timeout=10)
+        assert shadow.flush(timeout=60)
     assert shadow.failed == 4 and shadow.completed == 0
     failures = [r.getMessage() for r in caplog.records if "shadow check failed" in r.getMessage()]
     assert len(failures) == 4

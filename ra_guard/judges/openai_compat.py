@@ -554,7 +554,12 @@ class OpenAICompatJudge(ChatJudge):
         """Parse one bounded generation instead of reading digits; say so in ``repairs`` and the log."""
         code, _, detail = note.partition(": ")
         warn_fallback(self.name, code, f"{detail} (fallback generation of at most {self.fallback_max_tokens} tokens)")
-        verdict = await self.ajudge_rendered(rendered, max_tokens=self.fallback_max_tokens)
+        try:
+            verdict = await self.ajudge_rendered(rendered, max_tokens=self.fallback_max_tokens)
+        except JudgeOutputError as exc:  # the parse error says why; this says it came from the fallback
+            fallback = f"in the {code} fallback, a generation of at most {self.fallback_max_tokens} tokens"
+            exc.args = (f"{exc.args[0]} ({fallback}: {detail})",)
+            raise
         return verdict.model_copy(update={"repairs": [*verdict.repairs, note], "usage": verdict.usage + spent})
 
     @staticmethod

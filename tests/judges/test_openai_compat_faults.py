@@ -157,6 +157,19 @@ async def test_missing_logprobs_fallback_is_bounded_and_logged(
     assert any("logprobs_unavailable" in w for w in _warnings(caplog))
 
 
+async def test_a_fallback_that_cannot_be_parsed_says_it_was_the_fallback(openai_server: OpenAIStubServer) -> None:
+    """The parse error names the fallback and its bound, so a user sees why a fast judge generated text."""
+    openai_server.script("3", "I would rather not give scores.")  # a digit step without logprobs, then prose
+    judge = _judge(openai_server, mode="fast")
+    try:
+        with pytest.raises(JudgeOutputError) as caught:
+            await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert caught.value.reason == "no_json"
+    assert "in the logprobs_unavailable fallback, a generation of at most 512 tokens" in str(caught.value)
+
+
 def test_digit_settings_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="min_digit_mass"):
         OpenAICompatJudge("http://127.0.0.1:1/v1", min_digit_mass=1.5)
