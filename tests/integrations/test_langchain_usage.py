@@ -22,7 +22,13 @@ from langchain_core.callbacks import AsyncCallbackHandler, get_usage_metadata_ca
 from langchain_core.messages import AIMessage
 
 from ra_guard import Decision, Guard, Policy
-from ra_guard.integrations.langchain import DECISION_EVENT, ChatModelJudge, GuardedRunnable, RaGuardMiddleware
+from ra_guard.integrations.langchain import (
+    DECISION_EVENT,
+    ChatModelJudge,
+    ChatModelSampler,
+    GuardedRunnable,
+    RaGuardMiddleware,
+)
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
 
@@ -86,6 +92,27 @@ async def test_usage_callback_counts_every_candidate_and_judge_call_async(stub: 
         await guard.aclose()
 
     _check(stub, out["decision"], out["output"], _counted(handler.usage_metadata))
+
+
+async def test_a_sync_guard_call_under_a_running_loop_keeps_the_callers_callbacks(stub: OpenAIStubServer) -> None:
+    """Sync code inside a coroutine (a notebook cell, a sync tool under an async framework).
+
+    ``guard.run`` runs the decision on the guard's own loop; the caller's context goes with it,
+    so LangChain's usage callback (a context variable, no config passed) still sees every
+    candidate and judge call.
+    """
+    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    with httpx.Client() as client:
+        guard = Guard(policies=[POLICY], judge=ChatModelJudge(chat_openai(stub, temperature=0, http_client=client)))
+        sampler = ChatModelSampler(chat_openai(stub, temperature=0.8, http_client=client))
+
+        with get_usage_metadata_callback() as handler:
+            decision = guard.run([{"role": "user", "content": "Capital of France?"}], sampler=sampler, n=3)
+        guard.close()
+
+    assert len(decision.candidates) == 3 and decision.judge_calls >= 1
+    total = decision.total_usage
+    assert _counted(handler.usage_metadata) == (total.prompt_tokens, total.completion_tokens)
 
 
 class _DecisionEvents(AsyncCallbackHandler):
