@@ -1,8 +1,8 @@
-"""A test-only wrapper around the real tiny model that makes it write a given script.
+"""Test-only instruments for the local judge: model wrappers, and a record of the rows it runs.
 
-The judge runs its real code path (batching, caches, digit reading, parsing);
-only what the model writes is chosen, so that a test can plant an exact
-generation (a verdict, thinking cut off by ``max_new_tokens``) deterministically.
+With :class:`Scripted` the judge runs its real code path (batching, caches, digit
+reading, parsing); only what the model writes is chosen, so that a test can plant an
+exact generation (a verdict, thinking cut off by ``max_new_tokens``) deterministically.
 """
 
 from __future__ import annotations
@@ -11,25 +11,34 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Scripted"]
+__all__ = ["ModelWrapper", "Scripted", "recording_starts"]
 
 torch = pytest.importorskip("torch")
 
 
-class Scripted(torch.nn.Module):
-    """A test-only wrapper that makes the real model write ``script`` (then end of text), greedily."""
+class ModelWrapper(torch.nn.Module):
+    """A test-only stand-in for a causal LM that forwards to the real one; subclasses change one step.
 
-    def __init__(self, inner: Any, script: list[int], eos: int) -> None:
+    ``before`` sees each forward's input ids (to count or refuse a batch), ``after`` may change the
+    output (to force what the model writes).
+    """
+
+    def __init__(self, inner: Any) -> None:
         super().__init__()
         self.inner = inner
         self.config = inner.config
         self.generation_config = inner.generation_config
-        self.script = [*script, eos]
-        self.step = 0
 
     @property
     def device(self) -> Any:
         return self.inner.device
+
+    def before(self, input_ids: Any) -> None:
+        """Called with each forward's input ids, before the real model runs."""
+
+    def after(self, input_ids: Any, out: Any) -> Any:
+        """The forward's output, as the judge will see it."""
+        return out
 
     def forward(
         self,
@@ -40,6 +49,7 @@ class Scripted(torch.nn.Module):
         use_cache: bool = True,
         logits_to_keep: int = 0,
     ) -> Any:
+        self.before(input_ids)
         out = self.inner(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -48,8 +58,33 @@ class Scripted(torch.nn.Module):
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
         )
+        return self.after(input_ids, out)
+
+
+class Scripted(ModelWrapper):
+    """A test-only wrapper that makes the real model write ``script`` (then end of text), greedily."""
+
+    def __init__(self, inner: Any, script: list[int], eos: int) -> None:
+        super().__init__(inner)
+        self.script = [*script, eos]
+        self.step = 0
+
+    def after(self, input_ids: Any, out: Any) -> Any:
         self.step = 0 if input_ids.shape[1] > 1 else self.step + 1
         forced = torch.full_like(out.logits[:, -1, :], -1e9)
         forced[:, self.script[min(self.step, len(self.script) - 1)]] = 0.0
         out.logits[:, -1, :] = forced
         return out
+
+
+def recording_starts(judge: Any) -> list[list[int]]:
+    """The token rows of every batch ``judge``'s engine starts from now on (instrumentation only)."""
+    rows: list[list[int]] = []
+    start = judge.engine.start
+
+    def recording(batch: Any) -> Any:
+        rows.extend(list(row) for row in batch)
+        return start(batch)
+
+    judge.engine.start = recording
+    return rows

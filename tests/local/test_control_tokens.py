@@ -18,6 +18,7 @@ from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
 from ra_guard.local import LocalJudge
 from ra_guard.local._tokens import TokenEncoder
+from tests.local.scripted import recording_starts
 
 pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -116,14 +117,7 @@ def test_the_model_reads_the_safe_ids(tiny_loaded: Any) -> None:
     """End to end: the rows the engine runs carry only the template's control tokens."""
     model, tokenizer = tiny_loaded
     judge = LocalJudge.from_model(model, tokenizer, mode="fast", prefix_cache=False, min_digit_mass=0.0)
-    rows: list[list[int]] = []
-    start = judge.engine.start
-
-    def recording(batch: Any) -> Any:
-        rows.extend(list(r) for r in batch)
-        return start(batch)
-
-    judge.engine.start = recording  # type: ignore[method-assign]
+    rows = recording_starts(judge)
     verdict = judge.judge(ATTACKS["candidate"])
     judge.close()
     assert set(verdict.scores) == {"a", "b"}

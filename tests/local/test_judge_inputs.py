@@ -20,6 +20,7 @@ from ra_guard.judges import resolve_judge
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.local import LocalJudge, LocalModelError, LocalOutOfMemoryError
 from ra_guard.local._truncation import TRUNCATION_MARK
+from tests.local.scripted import ModelWrapper
 
 torch = pytest.importorskip("torch")
 
@@ -113,39 +114,18 @@ def test_model_without_chat_template_is_refused(tmp_path: Path, tiny_model_path:
         LocalJudge(tmp_path)
 
 
-class OutOfMemoryWhenBatched(torch.nn.Module):
+class OutOfMemoryWhenBatched(ModelWrapper):
     """A test-only wrapper: raises torch.OutOfMemoryError for batches above ``limit`` rows."""
 
     def __init__(self, inner: Any, limit: int) -> None:
-        super().__init__()
-        self.inner, self.limit = inner, limit
-        self.config, self.generation_config = inner.config, inner.generation_config
+        super().__init__(inner)
+        self.limit = limit
         self.seen: list[int] = []
 
-    @property
-    def device(self) -> Any:
-        return self.inner.device
-
-    def forward(
-        self,
-        input_ids: Any,
-        attention_mask: Any,
-        position_ids: Any,
-        cache: Any = None,
-        use_cache: bool = True,
-        logits_to_keep: int = 0,
-    ) -> Any:
+    def before(self, input_ids: Any) -> None:
         self.seen.append(input_ids.shape[0])
         if input_ids.shape[0] > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.inner(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-        )
 
 
 def test_out_of_memory_is_a_typed_error_saying_what_to_reduce(tiny_loaded: Any) -> None:

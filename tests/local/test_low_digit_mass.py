@@ -23,7 +23,7 @@ from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
 from ra_guard.local import LocalJudge
 from ra_guard.verdict import Verdict
-from tests.local.scripted import Scripted
+from tests.local.scripted import Scripted, recording_starts
 
 REQUEST = JudgeRequest(
     principle="Answer in as few words as possible.",
@@ -46,19 +46,6 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("ra_guard") and r.levelno == logging.WARNING]
 
 
-def _recording_starts(judge: LocalJudge) -> list[list[int]]:
-    """The token rows of every batch the judge's engine starts (instrumentation only)."""
-    rows: list[list[int]] = []
-    start = judge.engine.start
-
-    def recording(batch: Any) -> Any:
-        rows.extend(list(row) for row in batch)
-        return start(batch)
-
-    judge.engine.start = recording  # type: ignore[method-assign]
-    return rows
-
-
 @pytest.mark.parametrize("mode", ["fast", "hybrid"])
 def test_thin_digit_mass_falls_back_to_a_bounded_reasoning_generation_and_says_so(
     tiny_loaded: Any, caplog: pytest.LogCaptureFixture, mode: str
@@ -72,7 +59,7 @@ def test_thin_digit_mass_falls_back_to_a_bounded_reasoning_generation_and_says_s
         fallback_max_tokens=len(script) + 8,
         prefix_cache=False,
     )
-    rows = _recording_starts(judge)
+    rows = recording_starts(judge)
     with caplog.at_level(logging.WARNING, logger="ra_guard"):
         verdict = judge.judge(REQUEST)
     judge.close()
@@ -125,7 +112,7 @@ def test_the_fallback_generation_is_bounded_by_fallback_max_tokens(
 
 def test_raise_fails_the_request_with_low_digit_mass(tiny_model_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     judge = LocalJudge(tiny_model_path, mode="fast", on_low_digit_mass="raise")
-    rows = _recording_starts(judge)
+    rows = recording_starts(judge)
     with caplog.at_level(logging.WARNING, logger="ra_guard"), pytest.raises(JudgeOutputError) as info:
         judge.judge(REQUEST)
     judge.close()
