@@ -69,6 +69,21 @@ _CONTEXT_LENGTH = re.compile(r"maximum context length is (\d+) tokens.*?(\d+) in
 _CONTEXT_LENGTH_NEW = re.compile(r"maximum context length is (\d+) tokens.*?has (\d+) input tokens", re.DOTALL)
 
 
+# vLLM 0.32, max_tokens alone too large: "max_tokens=1000000 cannot be greater than max_model_len=8192."
+_MAX_MODEL_LEN = re.compile(r"max_tokens=\d+ cannot be greater than max_model_len=(\d+)")
+
+
+def context_limit(text: str) -> int | None:
+    """The served context a vLLM "max_tokens cannot be greater than max_model_len" message states, else ``None``.
+
+    Example:
+        >>> context_limit("max_tokens=1000000 cannot be greater than max_model_len=8192. Please request fewer")
+        8192
+    """
+    match = _MAX_MODEL_LEN.search(text)
+    return int(match.group(1)) if match else None
+
+
 def host_of(url: str) -> str:
     """``host:port`` of a URL, for judge names: never the userinfo.
 

@@ -69,6 +69,7 @@ from ra_guard._warn import warn_fallback
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeInputTooLongError, JudgeOutputError
 from ra_guard.judges._http import (
     RetryPolicy,
+    context_limit,
     judge_error_from_openai,
     served_context,
     served_context_of,
@@ -399,12 +400,22 @@ class OpenAICompatJudge(ChatJudge):
                     context = await served_context_of(state.client, model, timeout=self.timeout, judge=self.name)
                     self.context_tokens = self.context_tokens or context
                     self._context_asked = True
-        options = {**options, "max_tokens": self._bounded(int(options["max_tokens"]), messages)}
+        wanted = int(options["max_tokens"])
+        options = {**options, "max_tokens": self._bounded(wanted, messages)}
         try:
             return await self._complete(state, model, messages, options)
-        except JudgeInputTooLongError as exc:
-            room = exc.max_input_tokens - exc.input_tokens
-            self.context_tokens = exc.max_input_tokens
+        except JudgeError as exc:
+            # The server said its context: with the input's size (vLLM's "maximum context length"), or
+            # alone (vLLM 0.32's "max_tokens cannot be greater than max_model_len"): retry once within it.
+            if isinstance(exc, JudgeInputTooLongError):
+                self.context_tokens = exc.max_input_tokens
+                room = exc.max_input_tokens - exc.input_tokens
+            else:
+                limit = context_limit(str(exc))
+                if limit is None or limit == self.context_tokens:
+                    raise
+                self.context_tokens = limit
+                room = self._bounded(wanted, messages)
             if room < _MIN_GENERATION_ROOM or room >= options["max_tokens"]:
                 raise
             return await self._complete(state, model, messages, {**options, "max_tokens": room})

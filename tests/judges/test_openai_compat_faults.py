@@ -16,7 +16,7 @@ from ra_guard._warn import reset_fallback_warnings
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeOutputError, JudgeTimeoutError
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.openai_compat import LOGPROBS_UNAVAILABLE, OpenAICompatJudge
-from tests.support.openai_server import Completion, Fault, OpenAIStubServer, RecordedRequest
+from tests.support.openai_server import Completion, Fault, OpenAIStubServer, RecordedRequest, is_judge_request
 
 REQUEST = JudgeRequest(
     principle="Be concise.",
@@ -246,6 +246,24 @@ async def test_a_given_model_is_bounded_by_the_served_context_from_its_first_cal
     calls = openai_server.of_kind("judge")
     assert len(calls) == 4
     assert all(16 <= call.body["max_tokens"] < 1024 for call in calls)  # not the 4096 the server would refuse
+
+
+async def test_a_max_tokens_refusal_naming_the_context_is_learned_and_retried_within_it(
+    openai_server: OpenAIStubServer,
+) -> None:
+    """vLLM 0.32 refuses max_tokens above max_model_len with the limit alone (seen against the real server)."""
+    refusal = "max_tokens=4096 cannot be greater than max_model_len=1024. Please request fewer output tokens."
+    openai_server.script(Fault.error(400, retry_after=None, message=refusal), when=is_judge_request)
+    judge = _judge(openai_server)  # the stub's /models reports no context: only the refusal tells it
+    try:
+        verdict = await judge.ajudge(REQUEST)
+        await judge.ajudge(REQUEST)
+    finally:
+        await judge.aclose()
+    assert verdict.best == "short"
+    assert judge.context_tokens == 1024
+    sent = [call.body["max_tokens"] for call in openai_server.of_kind("judge")]
+    assert sent[0] == 4096 and all(16 <= n < 1024 for n in sent[1:]) and len(sent) == 3
 
 
 def _is_models_request(request: RecordedRequest) -> bool:
