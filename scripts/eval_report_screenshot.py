@@ -13,8 +13,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,35 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts._chromium import chromium, find_chromium  # noqa: E402
 from tests.evaluation.demo_run import build_demo_run  # noqa: E402
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-]
-
-
-def find_chromium() -> str | None:
-    """The Chromium binary on PATH, if any."""
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def chromium(binary: str, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with a fresh profile; returns the finished process (stdout captured)."""
-    with tempfile.TemporaryDirectory(prefix="ra-guard-chromium-") as profile:
-        return subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
-        )
 
 
 def screenshot(binary: str, report: Path, out: Path, *, width: int = 1280, height: int = 1950) -> Path:

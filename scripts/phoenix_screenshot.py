@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,18 +36,12 @@ from ra_guard.testing import FunctionJudge, FunctionSampler  # noqa: E402
 from ra_guard.tracing import DecisionTracer  # noqa: E402
 from ra_guard.types import Sample, Usage  # noqa: E402
 from ra_guard.verdict import Verdict  # noqa: E402
+from scripts._chromium import chromium, find_chromium  # noqa: E402
 from tests.observability.phoenix_server import start_phoenix  # noqa: E402
 
 PROJECT = "ra-guard-demo"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
+#: Beyond the common flags: the page size, and time for the single-page app.
+PAGE_FLAGS = [
     "--window-size=1600,1000",
     "--force-prefers-reduced-motion",  # no slide-in animation half-way through the shot
     "--virtual-time-budget=30000",  # let the single-page app load its data
@@ -123,15 +115,8 @@ def run_decisions(otlp_endpoint: str, phoenix_url: str) -> str:
     return first.trace_id
 
 
-def screenshot(chromium: str, url: str, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-        )
+def screenshot(binary: str, url: str, out: Path) -> None:
+    chromium(binary, *PAGE_FLAGS, f"--screenshot={out}", url, timeout=120)
     print(f"wrote {out}")
 
 
@@ -139,8 +124,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    binary = find_chromium()
+    if binary is None:
         sys.exit("chromium not found: apt-get install -y chromium")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
@@ -165,17 +150,17 @@ def main() -> None:
                         break
                     time.sleep(0.5)
             screenshot(
-                chromium,
+                binary,
                 f"{phoenix.url}/projects/{project_id}/traces/{trace_id}?selectedSpanNodeId={root['id']}",
                 args.out / "phoenix-decision-trace.png",
             )
             sampling = next(s for s in spans if str(s["name"]).startswith("chat gpt-4o-mini"))
             screenshot(
-                chromium,
+                binary,
                 f"{phoenix.url}/projects/{project_id}/traces/{trace_id}?selectedSpanNodeId={sampling['id']}",
                 args.out / "phoenix-candidate-scores.png",
             )
-            screenshot(chromium, f"{phoenix.url}/projects/{project_id}/spans", args.out / "phoenix-spans-table.png")
+            screenshot(binary, f"{phoenix.url}/projects/{project_id}/spans", args.out / "phoenix-spans-table.png")
         finally:
             phoenix.stop()
 
