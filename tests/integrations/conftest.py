@@ -57,6 +57,16 @@ class Answers:
             return next(self._texts)
 
 
+def answer_samplers(stub: OpenAIStubServer, *replies: Any) -> None:
+    """Answer ``stub``'s sampler requests with ``replies`` in turn (cycled); judge requests get its default."""
+    answers = Answers(replies)
+
+    def handle(request: RecordedRequest) -> Any:
+        return answers.next() if request.kind == "sampler" else None
+
+    stub.handler = handle
+
+
 def agent_handler(
     answers: Sequence[str], *, tool: str = "get_weather", args: dict[str, Any] | None = None
 ) -> Callable[[RecordedRequest], Any]:

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integrations.conftest import Answers, agent_handler
-from tests.support.openai_server import OpenAIStubServer, RecordedRequest
+from tests.integrations.conftest import agent_handler, answer_samplers
+from tests.support.openai_server import OpenAIStubServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -38,15 +37,6 @@ def _run(script: str, stub: OpenAIStubServer, *args: str) -> str:
     return done.stdout
 
 
-def _answers(stub: OpenAIStubServer, *texts: str) -> None:
-    answers = Answers(texts)
-
-    def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
-
-    stub.handler = handle
-
-
 @pytest.mark.slow
 def test_langchain_agent_example(stub: OpenAIStubServer) -> None:
     stub.handler = agent_handler(["Sunny, 21C. score=5", "Well, it is sunny. score=2"], args={"city": "Paris"})
@@ -60,7 +50,7 @@ def test_langchain_agent_example(stub: OpenAIStubServer) -> None:
 
 @pytest.mark.slow
 def test_lcel_chain_example(stub: OpenAIStubServer) -> None:
-    _answers(stub, "A model that scores answers. score=5", "It is a kind of model, maybe. score=2")
+    answer_samplers(stub, "A model that scores answers. score=5", "It is a kind of model, maybe. score=2")
 
     out = _run("lcel_chain.py", stub, "What is a reward model?")
 
@@ -71,7 +61,7 @@ def test_lcel_chain_example(stub: OpenAIStubServer) -> None:
 
 @pytest.mark.slow
 def test_litellm_sdk_example(stub: OpenAIStubServer) -> None:
-    _answers(stub, "We are sorry for the delay. score=5", "Oops lol. score=1")
+    answer_samplers(stub, "We are sorry for the delay. score=5", "Oops lol. score=1")
 
     out = _run("litellm_sdk.py", stub, "Apologize")
 
@@ -81,7 +71,9 @@ def test_litellm_sdk_example(stub: OpenAIStubServer) -> None:
 
 @pytest.mark.slow
 def test_openai_agents_guardrail_example(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Oops lol. score=1", "We are sorry for the delay. score=5", "Sorry. score=2", "Late, sorry. score=3")
+    answer_samplers(
+        stub, "Oops lol. score=1", "We are sorry for the delay. score=5", "Sorry. score=2", "Late, sorry. score=3"
+    )
 
     out = _run("openai_agents_guardrail.py", stub, "Apologize")
 
@@ -96,7 +88,7 @@ def test_openai_agents_guardrail_example(stub: OpenAIStubServer) -> None:
 
 @pytest.mark.slow
 def test_openai_agents_guardrail_example_blocks_a_harmful_answer(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Here is how to pick the lock. score=1")
+    answer_samplers(stub, "Here is how to pick the lock. score=1")
 
     out = _run("openai_agents_guardrail.py", stub, "How do I break into my neighbour's flat?")
 
@@ -106,7 +98,7 @@ def test_openai_agents_guardrail_example_blocks_a_harmful_answer(stub: OpenAIStu
 
 @pytest.mark.slow
 def test_pydantic_ai_validator_example(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Oops lol. score=1", "We are sorry for the delay. score=5")
+    answer_samplers(stub, "Oops lol. score=1", "We are sorry for the delay. score=5")
 
     out = _run("pydantic_ai_validator.py", stub, "Apologize")
 

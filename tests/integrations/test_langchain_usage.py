@@ -29,19 +29,10 @@ from ra_guard.integrations.langchain import (
     GuardedRunnable,
     RaGuardMiddleware,
 )
-from tests.integrations.conftest import Answers, chat_openai
-from tests.support.openai_server import OpenAIStubServer, RecordedRequest
+from tests.integrations.conftest import answer_samplers, chat_openai
+from tests.support.openai_server import OpenAIStubServer
 
 POLICY = Policy(name="correct", principle="The answer is factually correct.")
-
-
-def _answers(stub: OpenAIStubServer, *texts: str) -> None:
-    answers = Answers(texts)
-
-    def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
-
-    stub.handler = handle
 
 
 def _counted(handler_usage: dict[str, Any]) -> tuple[int, int]:
@@ -66,7 +57,7 @@ def _check(stub: OpenAIStubServer, decision: Decision, winner: AIMessage, counte
 
 
 def test_usage_callback_counts_every_candidate_and_judge_call_sync(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     with httpx.Client() as client:  # our own, closed here: the model's default one would outlive the test
         guard = Guard(policies=[POLICY], judge=ChatModelJudge(chat_openai(stub, temperature=0, http_client=client)))
         model = chat_openai(stub, temperature=0.8, http_client=client)
@@ -80,7 +71,7 @@ def test_usage_callback_counts_every_candidate_and_judge_call_sync(stub: OpenAIS
 
 
 async def test_usage_callback_counts_every_candidate_and_judge_call_async(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     async with httpx.AsyncClient() as client:
         judge = ChatModelJudge(chat_openai(stub, temperature=0, http_async_client=client))
         guard = Guard(policies=[POLICY], judge=judge)
@@ -101,7 +92,7 @@ async def test_a_sync_guard_call_under_a_running_loop_keeps_the_callers_callback
     so LangChain's usage callback (a context variable, no config passed) still sees every
     candidate and judge call.
     """
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     with httpx.Client() as client:
         guard = Guard(policies=[POLICY], judge=ChatModelJudge(chat_openai(stub, temperature=0, http_client=client)))
         sampler = ChatModelSampler(chat_openai(stub, temperature=0.8, http_client=client))
@@ -127,7 +118,7 @@ class _DecisionEvents(AsyncCallbackHandler):
 
 
 async def test_a_judge_outside_langchain_is_counted_in_the_decision_event(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")  # an HTTP judge, no LangChain call
     events = _DecisionEvents()
     async with httpx.AsyncClient() as client:
@@ -146,7 +137,7 @@ async def test_a_judge_outside_langchain_is_counted_in_the_decision_event(stub: 
 async def test_usage_callback_counts_every_candidate_of_an_agent_turn(stub: OpenAIStubServer) -> None:
     from langchain.agents import create_agent
 
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     decisions: list[Decision] = []
     async with httpx.AsyncClient() as client:
         guard = Guard(

@@ -17,20 +17,11 @@ from litellm.integrations.custom_logger import CustomLogger
 from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, RetryWithFeedback, SamplerError
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 from ra_guard.judges.litellm_judge import LiteLLMJudge
-from tests.integrations.conftest import Answers
-from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
+from tests.integrations.conftest import answer_samplers
+from tests.support.openai_server import Fault, OpenAIStubServer
 
 POLICY = Policy(name="correct", principle="The answer is factually correct.")
 MESSAGES = [{"role": "user", "content": "Capital of France?"}]
-
-
-def _answers(stub: OpenAIStubServer, *texts: str) -> None:
-    answers = Answers(texts)
-
-    def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
-
-    stub.handler = handle
 
 
 def _kwargs(stub: OpenAIStubServer, client: Any = None) -> dict[str, Any]:
@@ -41,7 +32,7 @@ def _kwargs(stub: OpenAIStubServer, client: Any = None) -> dict[str, Any]:
 
 
 async def test_async_returns_a_model_response_with_the_winner(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5", "Marseille. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5", "Marseille. score=2")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
 
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
@@ -73,7 +64,7 @@ async def test_use_n_asks_for_all_candidates_in_one_call(stub: OpenAIStubServer)
 
 
 def test_sync_twice_in_a_row(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Paris. score=4", "Nice. score=2")
+    answer_samplers(stub, "Paris. score=4", "Nice. score=2")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
 
     with openai.OpenAI(base_url=stub.base_url, api_key="sk-test") as client:
@@ -90,7 +81,7 @@ def test_stream_is_refused_with_a_reason(stub: OpenAIStubServer) -> None:
 
 
 async def test_failed_calls_are_dropped_and_all_failing_is_a_sampler_error(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Paris. score=5")
+    answer_samplers(stub, "Paris. score=5")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0) as client:
@@ -105,7 +96,7 @@ async def test_failed_calls_are_dropped_and_all_failing_is_a_sampler_error(stub:
 
 
 async def test_usage_reports_the_whole_decision_and_the_winner_apart(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
         response = await guarded_acompletion(guard, n=3, **_kwargs(stub, client))
@@ -172,7 +163,7 @@ class _Recorder(CustomLogger):
 async def test_callbacks_can_group_the_candidates_of_one_decision(
     stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5", "Nice. score=2")
     recorder = _Recorder()
     _listen(monkeypatch, recorder)
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
@@ -223,7 +214,7 @@ def _unclosed_after_collection() -> list[str]:
 
 
 def test_sync_first_call_leaves_no_connection_unclosed(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     # A key of its own: litellm's client cache is cold for it, as on a program's first call.
     kwargs = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": f"sk-{uuid.uuid4().hex}"}
@@ -273,7 +264,7 @@ class _CostRecorder(CustomLogger):
 async def test_response_cost_is_every_call_and_the_winner_apart(
     stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _answers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
+    answer_samplers(stub, "Lyon. score=1", "Paris, the capital. score=5", "Nice. score=2")
     recorder = _CostRecorder()
     _listen(monkeypatch, recorder)
     judge = LiteLLMJudge("openai/ra-stub", api_base=stub.base_url, api_key="sk-test", **JUDGE_PRICE)
@@ -307,7 +298,7 @@ async def test_response_cost_is_every_call_and_the_winner_apart(
 async def test_a_judge_litellm_cannot_price_is_named_not_guessed(
     stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5")
     recorder = _CostRecorder()
     _listen(monkeypatch, recorder)
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")  # a RewardAnything server, not litellm
@@ -388,7 +379,7 @@ async def test_every_retry_is_in_the_cost(stub: OpenAIStubServer, monkeypatch: p
 
 
 async def test_a_model_without_a_price_has_no_cost_and_says_why(stub: OpenAIStubServer) -> None:
-    _answers(stub, "Lyon. score=1", "Paris. score=5")
+    answer_samplers(stub, "Lyon. score=1", "Paris. score=5")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test") as client:
         kwargs = {**_kwargs(stub, client), "model": "openai/ra-stub-unpriced"}  # a name in no price table

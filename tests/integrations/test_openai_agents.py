@@ -39,7 +39,7 @@ from ra_guard import (
 )
 from ra_guard.integrations.openai_agents import GuardedModel, ra_guard_output_guardrail
 from ra_guard.testing import FunctionJudge, FunctionSampler
-from tests.integrations.conftest import Answers, agent_handler
+from tests.integrations.conftest import agent_handler, answer_samplers
 from tests.support.loopback_only import loopback_only
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
@@ -69,15 +69,6 @@ async def guard(stub: OpenAIStubServer) -> AsyncIterator[Guard]:
         yield guard
 
 
-def _answers(stub: OpenAIStubServer, *texts: str) -> None:
-    answers = Answers(texts)
-
-    def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
-
-    stub.handler = handle
-
-
 def _dead_judge(request: RecordedRequest) -> Any:
     return Fault.error(503, retry_after=0.001) if request.kind == "judge" else None
 
@@ -86,7 +77,7 @@ def _dead_judge(request: RecordedRequest) -> Any:
 
 
 async def test_guardrail_passes_a_good_answer(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Paris. score=5")
+    answer_samplers(stub, "Paris. score=5")
     agent = Agent(
         name="geo", instructions="Answer briefly.", model=model, output_guardrails=[ra_guard_output_guardrail(guard)]
     )
@@ -106,7 +97,7 @@ async def test_guardrail_passes_a_good_answer(stub: OpenAIStubServer, model: Any
 
 
 async def test_guardrail_trips_on_a_failing_answer_with_the_summary(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Lyon, probably. score=1")
+    answer_samplers(stub, "Lyon, probably. score=1")
     hard = Policy(name="correct", principle="Be factually correct.", kind=PolicyKind.HARD, min_score=3)
     async with Guard(policies=[hard, HELPFUL], judge=f"openai-compat:{stub.base_url}") as guard:
         agent = Agent(name="geo", model=model, output_guardrails=[ra_guard_output_guardrail(guard)])
@@ -123,7 +114,7 @@ async def test_guardrail_trips_on_a_failing_answer_with_the_summary(stub: OpenAI
 
 
 async def test_trip_on_veto_lets_a_soft_failure_through(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Paris, I think. score=2")
+    answer_samplers(stub, "Paris, I think. score=2")
     agent = Agent(name="geo", model=model, output_guardrails=[ra_guard_output_guardrail(guard, trip_on="veto")])
 
     result = await Runner.run(agent, QUESTION)
@@ -136,7 +127,7 @@ async def test_trip_on_veto_lets_a_soft_failure_through(stub: OpenAIStubServer, 
 async def test_a_dead_judge_follows_the_policy_and_says_degraded(
     stub: OpenAIStubServer, model: Any, mode: str, trips: bool
 ) -> None:
-    _answers(stub, "Paris. score=5")
+    answer_samplers(stub, "Paris. score=5")
     answer_handler = stub.handler
     stub.handler = lambda r: _dead_judge(r) or (answer_handler(r) if answer_handler else None)
     policy = Policy(name="helpful", principle=HELPFUL.principle, on_judge_error=mode)
@@ -164,7 +155,7 @@ class Weather(BaseModel):
 
 
 async def test_structured_output_is_judged_as_json(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, json.dumps({"city": "Paris", "summary": "Sunny, 21C. score=4"}))
+    answer_samplers(stub, json.dumps({"city": "Paris", "summary": "Sunny, 21C. score=4"}))
     agent = Agent(
         name="weather", model=model, output_type=Weather, output_guardrails=[ra_guard_output_guardrail(guard)]
     )
@@ -189,7 +180,7 @@ def test_a_guard_with_a_sampler_is_refused() -> None:
 
 
 async def test_guardrail_with_a_function_judge_sees_the_conversation(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Paris.")
+    answer_samplers(stub, "Paris.")
     seen: list[str] = []
 
     def score(request: Any) -> dict[str, float]:
@@ -214,7 +205,7 @@ async def test_guarded_model_returns_the_judged_best_of_n_calls(
     stub: OpenAIStubServer, model: Any, guard: Guard
 ) -> None:
     stub.sampler_latency = 0.05  # long enough for the calls to overlap
-    _answers(stub, "Marseille. score=2", "Paris. score=5", "Paris or Lyon. score=3")
+    answer_samplers(stub, "Marseille. score=2", "Paris. score=5", "Paris or Lyon. score=3")
     decisions: list[Decision] = []
     agent = Agent(name="geo", model=GuardedModel(model, guard, n=3, on_decision=decisions.append))
 
@@ -238,7 +229,7 @@ async def test_guarded_model_returns_the_judged_best_of_n_calls(
 
 
 async def test_guarded_model_retries_with_the_judge_critique(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Meh. score=2", "Paris is the capital of France. score=5")
+    answer_samplers(stub, "Meh. score=2", "Paris is the capital of France. score=5")
     strict = Policy(name="helpful", principle=HELPFUL.principle, min_score=4)
     async with Guard(
         policies=[strict], judge=f"openai-compat:{stub.base_url}", strategy=RetryWithFeedback(max_attempts=3, n=1)
@@ -254,7 +245,7 @@ async def test_guarded_model_retries_with_the_judge_critique(stub: OpenAIStubSer
 async def test_guarded_model_structured_output_is_judged_as_json(
     stub: OpenAIStubServer, model: Any, guard: Guard
 ) -> None:
-    _answers(
+    answer_samplers(
         stub,
         json.dumps({"city": "Paris", "summary": "Rain. score=2"}),
         json.dumps({"city": "Paris", "summary": "Sunny, 21C. score=5"}),
@@ -295,7 +286,7 @@ async def test_tool_turns_pass_through_unjudged(stub: OpenAIStubServer, model: A
 
 
 async def test_every_answer_vetoed_raises_all_candidates_rejected(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Lyon. score=1")
+    answer_samplers(stub, "Lyon. score=1")
     hard = Policy(name="correct", principle="Be factually correct.", kind=PolicyKind.HARD, min_score=3)
     async with Guard(policies=[hard], judge=f"openai-compat:{stub.base_url}") as guard:
         with pytest.raises(AllCandidatesRejected) as rejected:
@@ -304,7 +295,7 @@ async def test_every_answer_vetoed_raises_all_candidates_rejected(stub: OpenAISt
 
 
 async def test_streamed_run_replays_only_the_chosen_answer(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Marseille, a port in the south. score=1", "Paris, on the Seine. score=5")
+    answer_samplers(stub, "Marseille, a port in the south. score=1", "Paris, on the Seine. score=5")
     agent = Agent(name="geo", model=GuardedModel(model, guard, n=2))
 
     result = Runner.run_streamed(agent, QUESTION)
@@ -324,7 +315,7 @@ async def test_a_failed_call_is_dropped_when_others_answer(
     stub: OpenAIStubServer, model: Any, guard: Guard, caplog: pytest.LogCaptureFixture
 ) -> None:
     stub.script(Fault.error(500, retry_after=None), when=lambda r: r.kind == "sampler")
-    _answers(stub, "Paris. score=4")
+    answer_samplers(stub, "Paris. score=4")
 
     result = await Runner.run(Agent(name="geo", model=GuardedModel(model, guard, n=2)), QUESTION)
 
@@ -341,7 +332,7 @@ async def test_every_call_failing_raises_the_models_error(stub: OpenAIStubServer
 
 
 async def test_guardrail_trips_in_a_streamed_run(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Marseille. score=1")
+    answer_samplers(stub, "Marseille. score=1")
     agent = Agent(name="geo", model=model, output_guardrails=[ra_guard_output_guardrail(guard)])
 
     result = Runner.run_streamed(agent, QUESTION)
@@ -371,7 +362,7 @@ class _Recorder(TracingProcessor):
 async def test_each_decision_is_a_custom_span_in_the_sdk_trace(
     stub: OpenAIStubServer, model: Any, guard: Guard
 ) -> None:
-    _answers(stub, "Lyon. score=2", "Paris. score=5")
+    answer_samplers(stub, "Lyon. score=2", "Paris. score=5")
     recorder = _Recorder()
     set_trace_processors([recorder])  # replaces the exporter to OpenAI's platform
     set_tracing_disabled(False)
@@ -400,7 +391,7 @@ async def test_under_a_deadline_a_hung_call_is_dropped_and_the_finished_answers_
     stub: OpenAIStubServer, model: Any
 ) -> None:
     stub.script(Fault.hang(30), when=lambda r: r.kind == "sampler")
-    _answers(stub, "Paris. score=5", "Lyon. score=2")
+    answer_samplers(stub, "Paris. score=5", "Lyon. score=2")
     decisions: list[Decision] = []
     async with Guard(
         policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=2.0)

@@ -31,7 +31,7 @@ from ra_guard import (
 )
 from ra_guard.integrations.pydantic_ai import GuardedModel, RaGuardOutputValidator
 from ra_guard.testing import FunctionJudge, FunctionSampler
-from tests.integrations.conftest import Answers, agent_handler, tool_call_body
+from tests.integrations.conftest import agent_handler, answer_samplers, tool_call_body
 from tests.support.loopback_only import loopback_only
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
@@ -59,15 +59,6 @@ async def guard(stub: OpenAIStubServer) -> AsyncIterator[Guard]:
         yield guard
 
 
-def _answers(stub: OpenAIStubServer, *replies: Any) -> None:
-    answers = Answers(replies)
-
-    def handle(request: RecordedRequest) -> Any:
-        return answers.next() if request.kind == "sampler" else None
-
-    stub.handler = handle
-
-
 def _sampled(stub: OpenAIStubServer) -> list[RecordedRequest]:
     return [r for r in stub.requests if r.kind == "sampler"]
 
@@ -76,7 +67,7 @@ def _sampled(stub: OpenAIStubServer) -> list[RecordedRequest]:
 
 
 async def test_validator_passes_a_good_answer(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Paris. score=5")
+    answer_samplers(stub, "Paris. score=5")
     agent = Agent(model, instructions="Answer briefly.")
     agent.output_validator(RaGuardOutputValidator(guard))
 
@@ -92,7 +83,7 @@ async def test_validator_passes_a_good_answer(stub: OpenAIStubServer, model: Any
 
 
 async def test_a_failing_answer_is_retried_with_the_critique(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Hmm, somewhere in Europe. score=2", "Paris. score=5")
+    answer_samplers(stub, "Hmm, somewhere in Europe. score=2", "Paris. score=5")
     decisions: list[Decision] = []
     agent = Agent(model, retries=2)
     agent.output_validator(RaGuardOutputValidator(guard, on_decision=decisions.append))
@@ -112,7 +103,7 @@ async def test_a_failing_answer_is_retried_with_the_critique(stub: OpenAIStubSer
 
 
 async def test_retries_run_out_like_any_pydantic_ai_validator(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Europe. score=2")
+    answer_samplers(stub, "Europe. score=2")
     agent = Agent(model, retries=1)
     agent.output_validator(RaGuardOutputValidator(guard))
 
@@ -126,7 +117,7 @@ async def test_structured_output_is_judged_as_json(stub: OpenAIStubServer, model
         country: str
         capital: str
 
-    _answers(stub, tool_call_body("final_result", {"country": "France", "capital": "Paris score=5"}))
+    answer_samplers(stub, tool_call_body("final_result", {"country": "France", "capital": "Paris score=5"}))
     agent = Agent(model, output_type=Capital)
     agent.output_validator(RaGuardOutputValidator(guard))
 
@@ -176,7 +167,7 @@ async def test_a_dead_judge_under_fail_closed_blocks_without_retrying(stub: Open
 
 
 async def test_retry_on_veto_lets_a_soft_failure_through(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Europe. score=2")
+    answer_samplers(stub, "Europe. score=2")
     agent = Agent(model)
     agent.output_validator(RaGuardOutputValidator(guard, retry_on="veto"))
 
@@ -200,7 +191,7 @@ async def test_guarded_model_returns_the_judged_best_of_n_requests(
     stub: OpenAIStubServer, model: Any, guard: Guard
 ) -> None:
     stub.sampler_latency = 0.05  # long enough for the requests to overlap
-    _answers(stub, "Marseille. score=2", "Paris. score=5", "Paris or Lyon. score=3")
+    answer_samplers(stub, "Marseille. score=2", "Paris. score=5", "Paris or Lyon. score=3")
     decisions: list[Decision] = []
     agent = Agent(GuardedModel(model, guard, n=3, on_decision=decisions.append))
 
@@ -222,7 +213,7 @@ async def test_guarded_model_returns_the_judged_best_of_n_requests(
 
 
 async def test_guarded_model_retries_with_the_judge_critique(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Meh. score=2", "Paris is the capital of France. score=5")
+    answer_samplers(stub, "Meh. score=2", "Paris is the capital of France. score=5")
     async with Guard(
         policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", strategy=RetryWithFeedback(max_attempts=3, n=1)
     ) as guard:
@@ -243,7 +234,7 @@ async def test_guarded_model_judges_structured_answers_as_json(
         country: str
         capital: str
 
-    _answers(
+    answer_samplers(
         stub,
         tool_call_body("final_result", {"country": "France", "capital": "Lyon score=1"}),
         tool_call_body("final_result", {"country": "France", "capital": "Paris score=5"}),
@@ -279,7 +270,7 @@ async def test_tool_turns_pass_through_unjudged(stub: OpenAIStubServer, model: A
 
 
 async def test_streamed_run_streams_only_the_chosen_answer(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Marseille, a port in the south. score=1", "Paris, on the Seine. score=5")
+    answer_samplers(stub, "Marseille, a port in the south. score=1", "Paris, on the Seine. score=5")
     agent = Agent(GuardedModel(model, guard, n=2))
 
     async with agent.run_stream(QUESTION) as streamed:
@@ -290,7 +281,7 @@ async def test_streamed_run_streams_only_the_chosen_answer(stub: OpenAIStubServe
 
 
 async def test_every_answer_vetoed_raises_all_candidates_rejected(stub: OpenAIStubServer, model: Any) -> None:
-    _answers(stub, "Lyon. score=1")
+    answer_samplers(stub, "Lyon. score=1")
     hard = Policy(name="correct", principle="Be factually correct.", kind=PolicyKind.HARD, min_score=3)
     async with Guard(policies=[hard], judge=f"openai-compat:{stub.base_url}") as guard:
         with pytest.raises(AllCandidatesRejected) as rejected:
@@ -311,7 +302,7 @@ async def test_a_failed_request_is_dropped_when_others_answer(
     stub: OpenAIStubServer, model: Any, guard: Guard, caplog: pytest.LogCaptureFixture
 ) -> None:
     stub.script(Fault.error(500, retry_after=None), when=lambda r: r.kind == "sampler")
-    _answers(stub, "Paris. score=4")
+    answer_samplers(stub, "Paris. score=4")
 
     result = await Agent(GuardedModel(model, guard, n=2)).run(QUESTION)
 
@@ -320,7 +311,7 @@ async def test_a_failed_request_is_dropped_when_others_answer(
 
 
 async def test_best_of_n_then_the_validator_checks_the_winner(stub: OpenAIStubServer, model: Any, guard: Guard) -> None:
-    _answers(stub, "Marseille. score=1", "Paris. score=5")
+    answer_samplers(stub, "Marseille. score=1", "Paris. score=5")
     agent = Agent(GuardedModel(model, guard, n=2))
     agent.output_validator(RaGuardOutputValidator(guard))
 
@@ -343,7 +334,7 @@ async def test_under_a_deadline_a_hung_request_is_dropped_and_the_finished_answe
     stub: OpenAIStubServer, model: Any
 ) -> None:
     stub.script(Fault.hang(30), when=lambda r: r.kind == "sampler")
-    _answers(stub, "Paris. score=5", "Lyon. score=2")
+    answer_samplers(stub, "Paris. score=5", "Lyon. score=2")
     decisions: list[Decision] = []
     async with Guard(
         policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=2.0)
