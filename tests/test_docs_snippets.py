@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import gc
 import inspect
 import io
 import re
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +51,7 @@ import pytest
 from ra_guard._sync import run_sync
 from tests.observability.otlp_receiver import OtlpReceiver
 from tests.observability.score_stub import ScoreStub
+from tests.support.leaks import unclosed_after_collection
 from tests.support.loopback_only import loopback_only
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest, _default_sample_text
 
@@ -327,27 +326,6 @@ def test_snippet_runs(snippet: Snippet, loopback: Loopback, request: pytest.Fixt
         request.node.user_properties.append(("known_leak", leaks))
     else:
         assert leaks == [], f"{snippet.id} left connections open: {leaks}"
-
-
-def unclosed_after_collection() -> list[str]:
-    """Collect garbage now and return the ``ResourceWarning: unclosed ...`` messages it produces."""
-    found: list[str] = []
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, ResourceWarning):
-            found.append(str(unraisable.exc_value))
-        else:
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ResourceWarning)
-            gc.collect()
-    finally:
-        sys.unraisablehook = previous
-    return found
 
 
 def test_every_snippet_is_found() -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import sys
 import uuid
-import warnings
 from typing import Any
 
 import litellm
@@ -18,6 +15,7 @@ from ra_guard import Budget, ConfigurationError, Decision, Guard, Policy, RetryW
 from ra_guard.integrations.litellm import guarded_acompletion, guarded_completion
 from ra_guard.judges.litellm_judge import LiteLLMJudge
 from tests.integrations.conftest import answer_samplers
+from tests.support.leaks import unclosed_after_collection
 from tests.support.openai_server import Fault, OpenAIStubServer
 
 POLICY = Policy(name="correct", principle="The answer is factually correct.")
@@ -192,40 +190,19 @@ async def test_callbacks_can_group_the_candidates_of_one_decision(
     )
 
 
-def _unclosed_after_collection() -> list[str]:
-    """Collect garbage now; the ``ResourceWarning: unclosed ...`` messages it raises."""
-    found: list[str] = []
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, ResourceWarning):
-            found.append(str(unraisable.exc_value))
-        else:
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ResourceWarning)
-            gc.collect()
-    finally:
-        sys.unraisablehook = previous
-    return found
-
-
 def test_sync_first_call_leaves_no_connection_unclosed(stub: OpenAIStubServer) -> None:
     answer_samplers(stub, "Lyon. score=1", "Paris. score=5")
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}")
     # A key of its own: litellm's client cache is cold for it, as on a program's first call.
     kwargs = {"model": "openai/ra-stub", "api_base": stub.base_url, "api_key": f"sk-{uuid.uuid4().hex}"}
-    _unclosed_after_collection()
+    unclosed_after_collection()
 
     for _ in range(2):
         response = guarded_completion(guard, n=4, messages=MESSAGES, **kwargs)
         assert response.choices[0].message.content == "Paris. score=5"
     guard.close()
 
-    assert _unclosed_after_collection() == []
+    assert unclosed_after_collection() == []
     assert len([r for r in stub.requests if r.kind == "sampler"]) == 8
 
 
