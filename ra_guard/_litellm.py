@@ -1,7 +1,8 @@
 """What every litellm backend shares: the lazy import and per-loop client bookkeeping.
 
 litellm caches one HTTP client per event loop and shares it between every
-caller on that loop; :func:`loop_gate` and :func:`release_loop_clients` count
+caller on that loop; :func:`join_loop_clients` (or :func:`loop_gate`) and
+:func:`release_loop_clients` count
 the ra-guard backends (judges, samplers, the integrations' router judge) using
 a loop's clients, so that the last one to let go closes them. Used by
 :mod:`ra_guard.judges.litellm_judge`, :mod:`ra_guard.samplers.litellm` and
@@ -20,7 +21,7 @@ from types import ModuleType
 
 from ra_guard.exceptions import MissingDependencyError
 
-__all__ = ["close_loop_clients", "import_litellm", "loop_gate", "release_loop_clients"]
+__all__ = ["close_loop_clients", "import_litellm", "join_loop_clients", "loop_gate", "release_loop_clients"]
 
 
 def import_litellm() -> ModuleType:
@@ -41,8 +42,8 @@ def import_litellm() -> ModuleType:
 _LOOP_USERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
 
 
-def loop_gate(limit: int) -> asyncio.Semaphore:
-    """A concurrency gate for the running loop, counting its caller as a user of litellm's clients there.
+def join_loop_clients() -> None:
+    """Count the caller as a user of litellm's clients on the running loop.
 
     Paired with :func:`release_loop_clients`: a backend's per-loop state is built
     with this and closed with that, so that litellm's shared clients of a loop
@@ -50,6 +51,11 @@ def loop_gate(limit: int) -> asyncio.Semaphore:
     """
     loop = asyncio.get_running_loop()
     _LOOP_USERS[loop] = _LOOP_USERS.get(loop, 0) + 1
+
+
+def loop_gate(limit: int) -> asyncio.Semaphore:
+    """A concurrency gate for the running loop, its caller counted by :func:`join_loop_clients`."""
+    join_loop_clients()
     return asyncio.Semaphore(limit)
 
 

@@ -299,6 +299,8 @@ def test_snippet_runs(snippet: Snippet, loopback: Loopback, request: pytest.Fixt
     loopback.stub.reset()
     loopback.stub_2.reset()
     loopback.stub.sample_text = _default_sample_text
+    # Garbage an earlier test left is collected now, so that what is found below is this snippet's.
+    unclosed_after_collection()
     # Guards a snippet rebinds stay referenced until the end: a dropped litellm-backed guard closes
     # litellm's per-loop clients from a finalizer, racing the next guard's calls (reported as a defect).
     kept: list[Any] = []

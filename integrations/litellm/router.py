@@ -25,7 +25,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ra_guard._http import openai_explanation
+from ra_guard._http import PerLoop, openai_explanation
+from ra_guard._litellm import join_loop_clients, release_loop_clients
 from ra_guard._redact import redact_secrets
 from ra_guard.exceptions import ConfigurationError, JudgeError, JudgeTimeoutError, MissingDependencyError
 from ra_guard.judges.chat import ChatAnswer, ChatJudge, answer_from_completion
@@ -96,6 +97,8 @@ class RouterJudge(ChatJudge):
         self.max_tokens = max_tokens
         self.completion_kwargs = completion_kwargs
         self.name = f"litellm-router:{model}"
+        # The router sends through litellm's per-loop clients: counted here, closed by aclose().
+        self._loop_clients: PerLoop[None] = PerLoop(join_loop_clients, closer=release_loop_clients)
 
     async def _chat(self, messages: list[ChatMessage], *, max_tokens: int | None) -> ChatAnswer:
         """One ``router.acompletion`` call within ``call_timeout``, its failures mapped to :class:`JudgeError`.
@@ -110,6 +113,7 @@ class RouterJudge(ChatJudge):
         kwargs: dict[str, Any] = {"temperature": self.temperature, **self.completion_kwargs}
         if max_tokens is not None:
             kwargs.setdefault("max_tokens", max_tokens)
+        await self._loop_clients.get()
         call = self.router.acompletion(model=self.model, messages=messages, **kwargs)
         try:
             # The router's timeout bounds each read; wait_for bounds the call, retries included.
@@ -132,6 +136,10 @@ class RouterJudge(ChatJudge):
                 detail = redact_secrets(repr(exc))
             raise JudgeError(f"the router failed: {detail}", judge=self.name, retryable=True) from exc
         return answer_from_completion(response, judge=self.name, source="the router's answer")
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients litellm cached for the running loop (once no other ra-guard backend uses them)."""
+        await self._loop_clients.aclose()
 
 
 def router_judge(

@@ -161,3 +161,27 @@ def test_call_timeout_defaults_to_what_the_router_settings_allow() -> None:
 def test_bad_call_timeout_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="call_timeout must be positive"):
         router_judge(["http://127.0.0.1:9/v1"], model="m", call_timeout=0)
+
+
+async def test_closing_the_judge_closes_the_connections_it_opened(stub: OpenAIStubServer) -> None:
+    # The router sends through litellm's per-loop clients: a closed guard must not leave them open
+    # (they were left for the garbage collector, which reported them in whichever test ran next).
+    guard = Guard(
+        policies=[Policy(name="brief", principle="Be brief.")], judge=router_judge([stub.base_url], model="ra-stub")
+    )
+    await guard.arerank("Hi", ["Hello there. score=2", "Hi. score=5"])
+    assert stub.open_connections >= 1
+
+    await guard.aclose()
+
+    assert await asyncio.to_thread(stub.wait_connections_closed)
+
+
+def test_sync_calls_reuse_one_pool_that_close_releases(stub: OpenAIStubServer) -> None:
+    judge = router_judge([stub.base_url], model="ra-stub")
+    assert [judge.judge(REQUEST).best for _ in range(3)] == ["b"] * 3
+    assert stub.open_connections <= 1
+
+    judge.close()
+
+    assert stub.wait_connections_closed()

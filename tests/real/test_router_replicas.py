@@ -169,7 +169,13 @@ def test_a_ray_evaluation_judges_through_the_router_over_both_replicas(
 async def test_killing_a_replica_mid_run_loses_no_decision(
     vllm_server: ServerProcess, replica_b: ServerProcess, figures: Figures
 ) -> None:
-    guard = Guard(policies=[POLICY], judge=judge_over([vllm_server, replica_b]))
+    async with Guard(policies=[POLICY], judge=judge_over([vllm_server, replica_b])) as guard:
+        await kill_a_replica_mid_run(guard, vllm_server, replica_b, figures)
+
+
+async def kill_a_replica_mid_run(
+    guard: Guard, vllm_server: ServerProcess, replica_b: ServerProcess, figures: Figures
+) -> None:
     a_before, b_before = served_requests(vllm_server), served_requests(replica_b)
 
     # Both replicas take traffic while both live (the router shuffles at random: go on until each served one).
