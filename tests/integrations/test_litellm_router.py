@@ -175,6 +175,10 @@ async def test_closing_the_judge_closes_the_connections_it_opened(stub: OpenAISt
     await guard.aclose()
 
     assert await asyncio.to_thread(stub.wait_connections_closed)
+    # The router stays usable: the next call opens a fresh connection.
+    again = await guard.arerank("Hi", ["Hello there. score=2", "Hi. score=5"])
+    assert again.chosen_index == 1 and not again.degraded
+    await guard.aclose()
 
 
 def test_sync_calls_reuse_one_pool_that_close_releases(stub: OpenAIStubServer) -> None:
