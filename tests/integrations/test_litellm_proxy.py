@@ -122,7 +122,10 @@ class Proxy:
         assert self.callback_log is not None
         deadline = time.monotonic() + timeout
         while True:
-            lines = [json.loads(line) for line in self.callback_log.read_text().splitlines() if line.strip()]
+            text = self.callback_log.read_text()
+            # The proxy may be writing a record now: read only the lines it has finished.
+            finished = text[: text.rfind("\n") + 1]
+            lines = [json.loads(line) for line in finished.splitlines() if line.strip()]
             if until(lines) or time.monotonic() > deadline:
                 return lines
             time.sleep(0.1)
