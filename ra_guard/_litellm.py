@@ -2,9 +2,9 @@
 
 litellm caches one HTTP client per event loop and shares it between every
 caller on that loop; :func:`join_loop_clients` (or :func:`loop_gate`) and
-:func:`release_loop_clients` count
-the ra-guard backends (judges, samplers, the integrations' router judge) using
-a loop's clients, so that the last one to let go closes them. Used by
+:func:`release_loop_clients` count the ra-guard backends (judges, samplers,
+the integrations' router judge) using a loop's clients, so that the last one
+to let go closes them. Used by
 :mod:`ra_guard.judges.litellm_judge`, :mod:`ra_guard.samplers.litellm` and
 ``ra_guard.integrations.litellm``; none of them imports another's private parts.
 
