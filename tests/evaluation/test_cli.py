@@ -26,16 +26,33 @@ def _dataset(path: Path, count: int) -> Path:
     return path
 
 
+def _finished_lines(path: Path) -> int:
+    """Lines written whole so far: the one being written has no newline yet."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def _ok_tasks(run_dir: Path) -> list[str]:
-    lines = (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["task"] for line in lines if line.strip() and json.loads(line)["ok"]]
+    """The tasks recorded as judged, as a resuming run counts them.
+
+    A kill can cut the last record short; the run drops such a tail and judges its task again.
+    A tail that is whole but for its newline still counts, as it does for the run.
+    """
+    whole, _, tail = (run_dir / "results.jsonl").read_bytes().rpartition(b"\n")
+    records = [json.loads(line) for line in whole.split(b"\n") if line.strip()]
+    if tail.strip():
+        try:
+            records.append(json.loads(tail))
+        except ValueError:  # torn by the kill
+            pass
+    return [record["task"] for record in records if record["ok"]]
 
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_without_judging_anything_twice(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "data.jsonl", 12)
     log = tmp_path / "calls.log"
-    env = {**os.environ, "RA_GUARD_TEST_CALL_LOG": str(log), "RA_GUARD_TEST_DELAY": "0.15", "PYTHONPATH": str(REPO)}
+    # 0.5 s a call, two at a time: the kill after 4 records lands a whole 2 s before the run could finish.
+    env = {**os.environ, "RA_GUARD_TEST_CALL_LOG": str(log), "RA_GUARD_TEST_DELAY": "0.5", "PYTHONPATH": str(REPO)}
     command = [
         sys.executable, "-m", "ra_guard", "eval", str(data), "--policies", "concise",
         "--judge", "py:tests.evaluation.judges:logged_slow_judge", "--concurrency", "2", "--out", str(tmp_path / "run"),
@@ -43,7 +60,7 @@ def test_a_killed_run_resumes_without_judging_anything_twice(tmp_path: Path) -> 
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     results = tmp_path / "run" / "results.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 4):
+    while time.monotonic() < deadline and _finished_lines(results) < 4:
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)  # no cleanup, no flush: a crash
     process.communicate(timeout=30)

@@ -70,8 +70,14 @@ class Recorder(CustomLogger):
             "group_id": metadata.get("ra_guard_group_id"),
             "candidate": metadata.get("ra_guard_candidate"),
         }
-        with open(os.environ["RA_GUARD_TEST_CALLBACK_LOG"], "a") as out:
-            out.write(json.dumps(record, default=str) + "\\n")
+        line = (json.dumps(record, default=str) + "\\n").encode()
+        # One write on an O_APPEND descriptor: a record lands whole after the ones before it, never
+        # split into pieces that another record could come between (a buffered file may split it).
+        fd = os.open(os.environ["RA_GUARD_TEST_CALLBACK_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
         self._write(kwargs, "success")
@@ -94,6 +100,8 @@ HARD_POLICY = {
 class Proxy:
     def __init__(self, base_url: str, key: str, stub: OpenAIStubServer, callback_log: Path | None = None) -> None:
         self.base_url, self.key, self.stub, self.callback_log = base_url, key, stub, callback_log
+        #: Where this test's callback records begin in the log (see :meth:`script`).
+        self.log_offset = 0
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url + "/v1", api_key=self.key, max_retries=0, timeout=60)
@@ -112,19 +120,28 @@ class Proxy:
         self.stub.handler = handle
         self.stub.reset()
         if self.callback_log is not None:
-            self.callback_log.write_text("")
+            # Never truncate: the proxy may still be appending an earlier test's late records. Start
+            # after the last finished line, so that every line read from here was written whole.
+            data = self.callback_log.read_bytes()
+            self.log_offset = data.rfind(b"\n") + 1
 
     def count(self, kind: str) -> int:
         return [r.kind for r in self.stub.requests].count(kind)
 
-    def callbacks(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The callback records, once ``until(records)`` holds (litellm logs after answering) or ``timeout``."""
+    def callbacks(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0) -> list[dict[str, Any]]:
+        """The callback records since :meth:`script`, once ``until(records)`` holds (litellm logs after answering).
+
+        Returns as soon as ``until`` holds; after ``timeout`` seconds, what there is (the caller's assertions fail).
+        Records of earlier tests that arrive late may be among them: callers pick theirs by id.
+        """
         assert self.callback_log is not None
         deadline = time.monotonic() + timeout
         while True:
-            text = self.callback_log.read_text()
+            with self.callback_log.open("rb") as log:
+                log.seek(self.log_offset)
+                data = log.read()
             # The proxy may be writing a record now: read only the lines it has finished.
-            finished = text[: text.rfind("\n") + 1]
+            finished = data[: data.rfind(b"\n") + 1]
             lines = [json.loads(line) for line in finished.splitlines() if line.strip()]
             if until(lines) or time.monotonic() > deadline:
                 return lines

@@ -43,12 +43,25 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixProcess
         os.kill(server.process.pid, 0)
 
 
+class NotYet(Exception):
+    """Phoenix answered with a server error: it may be busy ingesting; ask again."""
+
+
 def eventually(fetch: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 60) -> T:
+    """``fetch()`` until ``done`` holds, or ``timeout_s`` passed: then the last value, for the caller to assert on.
+
+    A timeout or a server error while Phoenix ingests is "not yet"; one that lasts past the deadline is raised.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
+        try:
+            value = fetch()
+        except (httpx.TimeoutException, NotYet):
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if done(value) or time.monotonic() > deadline:
+                return value
         time.sleep(0.5)
 
 
@@ -149,9 +162,15 @@ def check_in_phoenix(client: httpx.Client, run: Any, check: Any) -> None:
 
 
 def data_of(response: httpx.Response) -> list[dict[str, Any]]:
-    """The ``data`` of a REST answer; nothing while the project does not exist yet (ingestion is async)."""
+    """The ``data`` of a REST answer; nothing while the project does not exist yet (ingestion is async).
+
+    Raises:
+        NotYet: A server error (5xx), which :func:`eventually` retries until its deadline.
+    """
     if response.status_code == 404:
         return []
+    if response.is_server_error:
+        raise NotYet(f"{response.status_code} from {response.url}: {response.text[:500]}")
     response.raise_for_status()
     data: list[dict[str, Any]] = response.json()["data"]
     return data

@@ -9,12 +9,18 @@ kernel's parent-death signal to the supervisor, which then takes the group down.
 
 Output goes to a log file whose tail is put in every error message, so that a
 server that fails to start says why.
+
+A port from :func:`free_port` is only free when it is chosen; the server binds it
+seconds later (the litellm proxy after 10-30 s of imports, vLLM after loading its
+model), and another process may take it meanwhile. A server that exits saying
+"address already in use" is started once more on a new port (see :func:`start_server`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -33,6 +39,10 @@ __all__ = ["ServerExitedError", "ServerProcess", "free_port", "http_ok", "start_
 #: Output of a server kept in error messages.
 LOG_TAIL_CHARS = 6000
 
+#: What a server's output says (in any case) when another process took its port first.
+PORT_TAKEN = "address already in use"
+
+logger = logging.getLogger(__name__)
 _GROUP_LEADER = Path(__file__).with_name("_group_leader.py")
 _running: dict[int, ServerProcess] = {}
 _previous_handlers: dict[int, object] = {}
@@ -46,7 +56,15 @@ def free_port() -> int:
 
 
 class ServerExitedError(RuntimeError):
-    """The server process exited before it answered its readiness check."""
+    """The server process exited before it answered its readiness check.
+
+    Attributes:
+        log_tail: The end of the server's output (also in the message).
+    """
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 @dataclass
@@ -142,10 +160,69 @@ def start_server(
 ) -> ServerProcess:
     """Start ``argv`` and wait until ``ready(url)`` is true.
 
+    Where ``argv`` passes ``port`` as ``--port PORT`` and the server exits saying
+    "address already in use" (another process took the port between
+    :func:`free_port` and the bind), it is started once more with a new port,
+    logged to a new file beside ``log_path``; the returned server's ``port`` is
+    the one it listens on. Only a server that already exited is started again.
+
     Raises:
         ServerExitedError: The process exited first (the log tail is in the message).
         TimeoutError: It did not become ready within ``timeout_s``; it is stopped.
     """
+    try:
+        return _start_once(name, argv, port=port, ready=ready, log_path=log_path, env=env, cwd=cwd, timeout_s=timeout_s)
+    except ServerExitedError as exc:
+        if PORT_TAKEN not in exc.log_tail.lower() or _port_index(argv, port) is None:
+            raise
+        new_port = free_port()
+        retry_log = log_path.with_name(
+            log_path.name.replace(str(port), str(new_port)) if str(port) in log_path.name else f"retry-{log_path.name}"
+        )
+        logger.warning(
+            "%s lost port %d to another process before binding it (log %s); starting it again on port %d",
+            name,
+            port,
+            log_path,
+            new_port,
+        )
+        return _start_once(
+            name,
+            _with_port(argv, port, new_port),
+            port=new_port,
+            ready=ready,
+            log_path=retry_log,
+            env=env,
+            cwd=cwd,
+            timeout_s=timeout_s,
+        )
+
+
+def _port_index(argv: Sequence[str], port: int) -> int | None:
+    """Where ``argv`` holds ``port`` as the value of ``--port``, if it does."""
+    for index, arg in enumerate(argv[:-1]):
+        if arg == "--port" and argv[index + 1] == str(port):
+            return index + 1
+    return None
+
+
+def _with_port(argv: Sequence[str], port: int, new_port: int) -> list[str]:
+    index = _port_index(argv, port)
+    assert index is not None
+    return [*argv[:index], str(new_port), *argv[index + 1 :]]
+
+
+def _start_once(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int,
+    ready: Callable[[str], bool],
+    log_path: Path,
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    timeout_s: float,
+) -> ServerProcess:
     _install_cleanup()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -165,8 +242,9 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             server.stop()
+            tail = server.log_tail()
             raise ServerExitedError(
-                f"{name} exited with {process.returncode} before answering; log {log_path}:\n{server.log_tail()}"
+                f"{name} exited with {process.returncode} before answering; log {log_path}:\n{tail}", log_tail=tail
             )
         if ready(server.url):
             server.ready_s = time.monotonic() - started
