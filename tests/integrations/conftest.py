@@ -2,16 +2,25 @@
 
 The suite runs with ``filterwarnings = error``; the few third-party warnings
 LangChain and litellm raise are ignored by name in ``pyproject.toml``.
+
+``ChatOpenAI`` models come from :func:`chat_openai`, each with an async HTTP
+client of its own that the :func:`chat_clients` fixture closes on the test's
+loop. langchain-openai's default is one async client per base URL for the whole
+process: its pooled connections stay bound to the event loop of the test that
+opened them, and a later test whose stub got the same port number (the same
+base URL) would reuse them and fail with "Event loop is closed".
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
@@ -93,9 +102,50 @@ def stub(openai_server: OpenAIStubServer) -> OpenAIStubServer:
     return openai_server
 
 
-def chat_openai(server: OpenAIStubServer, **kwargs: Any) -> Any:
-    """A real ``ChatOpenAI`` pointed at the loopback server."""
+#: The async clients :func:`chat_openai` handed out inside :func:`closing_chat_clients` (``None``: outside).
+_open_clients: list[httpx.AsyncClient] | None = None
+
+
+@contextlib.asynccontextmanager
+async def closing_chat_clients() -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Close, on leaving (on this loop), the async clients that :func:`chat_openai` handed out inside."""
+    global _open_clients
+    outer, _open_clients = _open_clients, []
+    try:
+        yield _open_clients
+    finally:
+        mine, _open_clients = _open_clients, outer
+        for client in mine:
+            await client.aclose()
+
+
+@pytest.fixture
+async def chat_clients() -> AsyncIterator[None]:
+    """The test's ``ChatOpenAI`` models get async clients of their own, closed on the test's loop after it.
+
+    Modules that call :func:`chat_openai` use it:
+    ``pytestmark = pytest.mark.usefixtures("chat_clients")``.
+    """
+    async with closing_chat_clients():
+        yield
+
+
+def chat_openai(server: OpenAIStubServer, *, model: str = "ra-stub", **kwargs: Any) -> Any:
+    """A real ``ChatOpenAI`` pointed at the loopback server, with an async HTTP client of its own.
+
+    The client is closed by the :func:`chat_clients` fixture; an ``http_async_client``
+    passed in is the caller's to close. Sync calls keep langchain-openai's shared sync
+    client, which no event loop binds.
+    """
     from langchain_openai import ChatOpenAI
 
+    if "http_async_client" not in kwargs:
+        if _open_clients is None:
+            raise RuntimeError(
+                "chat_openai() outside the chat_clients fixture: its async client would never be closed; "
+                'add pytestmark = pytest.mark.usefixtures("chat_clients") to the test module'
+            )
+        kwargs["http_async_client"] = httpx.AsyncClient()
+        _open_clients.append(kwargs["http_async_client"])
     kwargs.setdefault("max_retries", 0)
-    return ChatOpenAI(model="ra-stub", base_url=server.base_url, api_key="sk-test", **kwargs)
+    return ChatOpenAI(model=model, base_url=server.base_url, api_key="sk-test", **kwargs)

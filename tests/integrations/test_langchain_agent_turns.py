@@ -25,6 +25,8 @@ from tests.integrations.conftest import agent_handler, chat_openai, tool_call_bo
 from tests.observability.conftest import Pipeline
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
+
 POLICY = Policy(name="helpful", principle="Answer the user's question using the tool's result.")
 QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
 
@@ -205,12 +207,6 @@ async def test_messages_carry_a_compact_summary_and_the_whole_decision_goes_to_t
     assert ids <= traced
 
 
-def _named(stub: OpenAIStubServer, model: str) -> Any:
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(model=model, base_url=stub.base_url, api_key="sk-test", max_retries=0)
-
-
 def _reject_temperature(request: RecordedRequest) -> Any:
     """Answer like OpenAI's reasoning models: HTTP 400 to a temperature other than the default."""
     if request.kind == "sampler" and request.body.get("temperature") not in (None, 1):
@@ -223,7 +219,9 @@ async def test_no_temperature_is_sent_to_reasoning_models(stub: OpenAIStubServer
     stub.handler = _reject_temperature
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", strategy=BestOfN(n=2, temperature=0.8))
     decisions: list[Decision] = []
-    agent = create_agent(_named(stub, model), middleware=[RaGuardMiddleware(guard, on_decision=decisions.append)])
+    agent = create_agent(
+        chat_openai(stub, model=model), middleware=[RaGuardMiddleware(guard, on_decision=decisions.append)]
+    )
 
     result = await agent.ainvoke(QUESTION)
 
@@ -235,7 +233,7 @@ async def test_no_temperature_is_sent_to_reasoning_models(stub: OpenAIStubServer
 async def test_other_models_get_the_strategy_temperature(stub: OpenAIStubServer) -> None:
     stub.handler = agent_handler(["Sunny. score=4"])
     guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", strategy=BestOfN(n=2, temperature=0.8))
-    agent = create_agent(_named(stub, "gpt-4o-mini"), middleware=[RaGuardMiddleware(guard)])
+    agent = create_agent(chat_openai(stub, model="gpt-4o-mini"), middleware=[RaGuardMiddleware(guard)])
 
     await agent.ainvoke(QUESTION)
 

@@ -15,6 +15,8 @@ from ra_guard.integrations.langchain import ChatModelJudge, RaGuardMiddleware, s
 from tests.integrations.conftest import agent_handler, chat_openai
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
 
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
+
 POLICY = Policy(name="helpful", principle="Answer the user's question using the tool's result.")
 QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
 

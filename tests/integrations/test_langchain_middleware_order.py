@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelCallLimitMiddleware, ModelRetryMiddleware
 from langchain_core.messages import AIMessage
@@ -16,6 +17,8 @@ from ra_guard import Decision, Guard, Policy
 from ra_guard.integrations.langchain import RaGuardMiddleware, summary_of
 from tests.integrations.conftest import Answers, agent_handler, chat_openai, tool_call_body
 from tests.support.openai_server import Fault, OpenAIStubServer, RecordedRequest
+
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
 
 POLICY = Policy(name="helpful", principle="Answer the question.")
 QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}

@@ -6,6 +6,7 @@ import json
 from typing import Any
 from uuid import UUID
 
+import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.output_parsers import JsonOutputParser, StrOutputParser
@@ -15,6 +16,8 @@ from ra_guard import Decision, Guard, Policy, RetryWithFeedback
 from ra_guard.integrations.langchain import GuardedRunnable, summary_of
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
+
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
 
 POLICY = Policy(name="concise", principle="Answer in as few words as the question allows.", min_score=4)
 PROMPT = ChatPromptTemplate.from_messages([("system", "You are terse."), ("user", "Capital of {country}?")])

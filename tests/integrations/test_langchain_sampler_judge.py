@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from ra_guard import ChatMessage, Guard, Policy, SamplerError
 from ra_guard.integrations.langchain import ChatModelJudge, ChatModelSampler
 from ra_guard.judges.base import JudgeRequest
 from ra_guard.judges.format import render_messages
-from tests.integrations.conftest import chat_openai
+from tests.integrations.conftest import chat_openai, closing_chat_clients
 from tests.support.openai_server import Completion, OpenAIStubServer
+
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
 
 MESSAGES: list[ChatMessage] = [
     {"role": "system", "content": "Be brief."},
@@ -97,22 +100,30 @@ async def test_sampler_and_judge_together_in_a_guard(stub: OpenAIStubServer) -> 
 async def test_sampler_sends_no_temperature_to_reasoning_models(
     stub: OpenAIStubServer, model: str, sent: object
 ) -> None:
-    from langchain_openai import ChatOpenAI
-
-    chat = ChatOpenAI(model=model, base_url=stub.base_url, api_key="sk-test", max_retries=0)
+    chat = chat_openai(stub, model=model)
 
     await ChatModelSampler(chat).asample(MESSAGES, n=2, temperature=0.7)
 
     assert [r.body.get("temperature") for r in stub.requests] == [sent, sent]
 
 
+#: A request timeout no other test's model has. langchain-openai keys its process-wide async client by
+#: base URL and timeout: the entry the test below leaves behind, holding a connection of a closed loop,
+#: stays its own, where a later test whose stub got the same port would inherit it otherwise.
+_TIMEOUT_OF_ONE_TEST = 41.0
+
+
 def test_sync_callers_work_after_the_users_own_event_loop_closed(stub: OpenAIStubServer) -> None:
     """ChatOpenAI shares one async HTTP client per process: its pooled connections die with the user's loop."""
-    import asyncio
+    from langchain_openai import ChatOpenAI
 
     texts = iter(["Hello.", "Paris. score=5", "Lyon. score=1", "Paris? score=3", "Nice. score=2"])
     stub.handler = lambda r: next(texts) if r.kind == "sampler" else None
-    chat = chat_openai(stub)
+    # As users make it: langchain-openai's own shared async client, not one of chat_openai's.
+    chat = ChatOpenAI(
+        model="ra-stub", base_url=stub.base_url, api_key="sk-test", max_retries=0, timeout=_TIMEOUT_OF_ONE_TEST
+    )
+    assert chat.http_async_client is None
     asyncio.run(chat.ainvoke("warm-up on the user's own loop"))  # then that loop is closed
 
     guard = Guard(policies=[Policy(name="correct", principle="Correct.")], judge=ChatModelJudge(chat_openai(stub)))
@@ -121,6 +132,34 @@ def test_sync_callers_work_after_the_users_own_event_loop_closed(stub: OpenAIStu
 
     assert decision.text == "Paris. score=5" and again.text == "Paris? score=3"
     assert decision.judge_calls == 1 and not decision.degraded
+
+
+async def test_async_callers_work_after_sync_calls_on_the_same_model(stub: OpenAIStubServer) -> None:
+    """A sync call (``guard.run``, on ra-guard's own loop) leaves the model's async client free of that loop."""
+    texts = iter(["Paris. score=5", "Lyon. score=1", "Paris? score=3", "Nice. score=2"])
+    stub.handler = lambda r: next(texts) if r.kind == "sampler" else None
+    chat = chat_openai(stub)
+    guard = Guard(policies=[Policy(name="correct", principle="Correct.")], judge=ChatModelJudge(chat))
+
+    first = await asyncio.to_thread(guard.run, MESSAGES, sampler=ChatModelSampler(chat), n=2)
+    second = await guard.arun(MESSAGES, sampler=ChatModelSampler(chat), n=2)
+
+    assert first.text == "Paris. score=5" and second.text == "Paris? score=3"
+    assert first.judge_calls == second.judge_calls == 1 and not second.degraded
+
+
+def test_the_suites_chat_models_leave_no_connection_for_a_later_loop(stub: OpenAIStubServer) -> None:
+    """Each of ``chat_openai``'s models has an async client of its own, closed on the loop that used it.
+
+    With langchain-openai's default client, shared per base URL, the second loop would be handed the
+    first loop's pooled connection ("Event loop is closed"), as would a later test whose stub reuses a port.
+    """
+
+    async def ask() -> object:
+        async with closing_chat_clients():
+            return (await chat_openai(stub).ainvoke("hi")).content
+
+    assert asyncio.run(ask()) == asyncio.run(ask()) == "answer 0 to: hi"
 
 
 async def test_candidate_and_judge_calls_are_tagged_out_of_message_streams(stub: OpenAIStubServer) -> None:

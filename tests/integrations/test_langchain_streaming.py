@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AIMessageChunk
 
@@ -22,6 +23,8 @@ from ra_guard.integrations.langchain import (
 )
 from tests.integrations.conftest import Answers, chat_openai
 from tests.support.openai_server import OpenAIStubServer, RecordedRequest
+
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
 
 POLICY = Policy(name="helpful", principle="Answer the question.")
 QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}

@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, get_usage_metadata_callback
 from langchain_core.messages import AIMessage
 
@@ -31,6 +32,8 @@ from ra_guard.integrations.langchain import (
 )
 from tests.integrations.conftest import answer_samplers, chat_openai
 from tests.support.openai_server import OpenAIStubServer
+
+pytestmark = pytest.mark.usefixtures("chat_clients")  # each ChatOpenAI gets an async client of its own
 
 POLICY = Policy(name="correct", principle="The answer is factually correct.")
 

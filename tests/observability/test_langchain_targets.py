@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from langchain.agents import create_agent
 
 from ra_guard import Guard, Policy
 from ra_guard.integrations.langchain import RaGuardMiddleware
-from tests.integrations.conftest import agent_handler, chat_openai
+from tests.integrations.conftest import agent_handler, chat_openai, closing_chat_clients
 from tests.observability.conftest import Pipeline
 from tests.support.openai_server import OpenAIStubServer
 
@@ -20,6 +20,13 @@ POLICY = Policy(name="helpful", principle="Answer the question.")
 def stub() -> Iterator[OpenAIStubServer]:
     with OpenAIStubServer(models=["ra-stub"]) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+async def chat_clients() -> AsyncIterator[None]:
+    """The ChatOpenAI models of a test get async clients of their own, closed on its loop (see chat_openai)."""
+    async with closing_chat_clients():
+        yield
 
 
 async def test_agent_sampling_spans_name_the_chat_model(stub: OpenAIStubServer, otel: Pipeline) -> None:
