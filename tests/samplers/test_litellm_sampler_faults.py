@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -73,17 +74,31 @@ async def test_stream_keeps_finished_samples_when_one_call_hangs(openai_server: 
     openai_server.script("red", "blue", Fault.hang(), "green", when=lambda r: r.kind == "sampler")
     sampler = _sampler(openai_server, timeout=30)
     got: list[Sample] = []
+    three_in = asyncio.Event()
 
     async def consume() -> None:
         async for sample in sampler.astream_samples(MESSAGES, n=4):
             got.append(sample)
+            if len(got) == 3:
+                three_in.set()
 
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(consume(), 1.5)
-    assert sorted(s.text for s in got) == ["blue", "green", "red"]
-    for _ in range(100):  # the hung call was cancelled: its connection closes, the server sees it go
-        if openai_server.in_flight.get("sampler", 0) == 0:
-            break
+    stream, arrived = asyncio.ensure_future(consume()), asyncio.ensure_future(three_in.wait())
+    try:
+        # The hung call lasts 30 s: three samples in by 10 s were yielded without waiting for it. The wait ends as
+        # soon as they are in (a fixed 1.5 s had the 400, its fallback and three calls race a loaded machine).
+        await asyncio.wait({stream, arrived}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert sorted(s.text for s in got) == ["blue", "green", "red"]
+        # ...and the stream stays open on the hung call: it neither ends nor fails.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(stream), 0.5)
+        assert len(got) == 3
+    finally:
+        stream.cancel()
+        arrived.cancel()
+        await asyncio.gather(stream, arrived, return_exceptions=True)
+    # The hung call was cancelled: its connection closes, the server sees it go.
+    deadline = time.monotonic() + 30
+    while openai_server.in_flight.get("sampler", 0) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert openai_server.in_flight.get("sampler", 0) == 0
 

@@ -391,8 +391,14 @@ class OpenAIStubServer:
         """Client connections currently open (a client that closes its pool brings this to 0)."""
         return len(self._connections)
 
-    def wait_connections_closed(self, timeout: float = 2.0) -> bool:
-        """Wait until every client connection is closed; ``False`` if some are still open."""
+    def wait_connections_closed(self, timeout: float = 30.0) -> bool:
+        """Wait until every client connection is closed; ``False`` if some are still open after ``timeout`` s.
+
+        Returns as soon as the last one closes. The default is long because a close
+        can wait on a finalizer, a loop in another thread or a garbage-collector
+        pause (0.3-0.45 s each on a loaded 2-core machine); only a connection that
+        is never closed takes the whole wait.
+        """
         deadline = time.monotonic() + timeout
         while self._connections and time.monotonic() < deadline:
             time.sleep(0.01)
