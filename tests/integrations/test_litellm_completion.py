@@ -134,6 +134,7 @@ async def test_a_hung_completion_does_not_lose_the_others(stub: OpenAIStubServer
     assert sorted(c.text for c in decision.candidates) == ["Nice. score=2", "Paris. score=5"]
     assert response.choices[0].message.content == "Paris. score=5"
     assert decision.degraded and decision.fallbacks[0].kind == "deadline"
+    assert [f.kind for f in decision.fallbacks] == ["deadline"]  # only sampling was cut: the judge had its time
 
 
 def _listen(monkeypatch: pytest.MonkeyPatch, callback: CustomLogger) -> None:
