@@ -102,7 +102,9 @@ POLICIES = [Policy(name="concise", principle="Be concise."), Policy(name="polite
 
 def test_sync_sampling_functions_run_side_by_side() -> None:
     # Eight calls meet at a barrier: run one after another on the event loop, the first waits alone and breaks it.
-    barrier = threading.Barrier(8, timeout=5)
+    # The barrier opens as soon as all eight arrive; its timeout only bounds how long a serial run takes to fail
+    # (threads started on a loaded 2-core machine can take seconds to all arrive).
+    barrier = threading.Barrier(8, timeout=30)
 
     def sample(messages: object, i: int) -> str:
         barrier.wait()
@@ -114,7 +116,7 @@ def test_sync_sampling_functions_run_side_by_side() -> None:
 
 
 def test_sync_judge_functions_run_side_by_side() -> None:
-    barrier = threading.Barrier(2, timeout=5)
+    barrier = threading.Barrier(2, timeout=30)  # opens as soon as both calls arrive
 
     def score(request: JudgeRequest) -> dict[str, float]:
         barrier.wait()
@@ -180,7 +182,9 @@ def test_a_hung_sample_does_not_lose_the_finished_ones() -> None:
         return f"answer {i}"
 
     judge = FunctionJudge(lambda r: {k: 5 - int(t[-1]) for k, t in r.responses.items()})
-    guard = Guard(policies=POLICIES, judge=judge, budget=Budget(deadline_s=0.5))
+    # Sampling is cut at 2.0 * (1 - 0.75) = 0.5 s; the judge keeps 1.5 s (the default 25% of a 0.5 s deadline,
+    # 125 ms, was less than one garbage-collector pause on a loaded machine).
+    guard = Guard(policies=POLICIES, judge=judge, budget=Budget(deadline_s=2.0, judge_reserve=0.75))
     decision = guard.run(USER, sampler=FunctionSampler(sample), n=3)
     assert sorted(c.text for c in decision.candidates) == ["answer 0", "answer 2"]
     assert decision.text == "answer 0"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import litellm
@@ -117,15 +120,21 @@ async def test_usage_reports_the_whole_decision_and_the_winner_apart(stub: OpenA
 
 async def test_a_hung_completion_does_not_lose_the_others(stub: OpenAIStubServer) -> None:
     is_sampler = lambda request: request.kind == "sampler"  # noqa: E731
-    stub.script("Paris. score=5", Fault.hang(5.0), "Nice. score=2", when=is_sampler)
-    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=1.5))
+    stub.script("Paris. score=5", Fault.hang(30), "Nice. score=2", when=is_sampler)
+    # Sampling is cut at 4.0 * 0.5 = 2 s and the judge keeps 2 s (a new connection and a /v1/models probe);
+    # the default 25% of a 1.5 s deadline left it 375 ms, about one garbage-collector pause on a loaded machine.
+    budget = Budget(deadline_s=4.0, judge_reserve=0.5)
+    guard = Guard(policies=[POLICY], judge=f"openai-compat:{stub.base_url}", budget=budget)
+    started = time.perf_counter()
     async with openai.AsyncOpenAI(base_url=stub.base_url, api_key="sk-test", max_retries=0) as client:
         response = await guarded_acompletion(guard, n=3, max_retries=0, **_kwargs(stub, client))
     await guard.aclose()
+    assert time.perf_counter() - started < 10  # not the 30 s of the hung call
     decision: Decision = response._hidden_params["ra_guard_decision"]
     assert sorted(c.text for c in decision.candidates) == ["Nice. score=2", "Paris. score=5"]
     assert response.choices[0].message.content == "Paris. score=5"
     assert decision.degraded and decision.fallbacks[0].kind == "deadline"
+    assert [f.kind for f in decision.fallbacks] == ["deadline"]  # only sampling was cut: the judge had its time
 
 
 def _listen(monkeypatch: pytest.MonkeyPatch, callback: CustomLogger) -> None:
@@ -141,14 +150,40 @@ def _listen(monkeypatch: pytest.MonkeyPatch, callback: CustomLogger) -> None:
     monkeypatch.setattr(litellm, "callbacks", [callback])
 
 
-class _Recorder(CustomLogger):
-    """A litellm callback keeping the metadata of every successful call."""
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (litellm runs success callbacks in the background), at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+class _OwnCallsLogger(CustomLogger):
+    """A litellm callback that sees only the calls started after it was made: this test's own.
+
+    litellm's logging worker carries success callbacks still pending when a test's
+    event loop ended onto the next loop, where they reach whatever callback is
+    listening then; a previous test's late call would break this test's exact counts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.since = datetime.datetime.now()  # litellm stamps each call's start with datetime.now()
+
+    def started_here(self, start_time: Any) -> bool:
+        """Whether the call started after this logger was made (a previous test's calls started before)."""
+        return bool(start_time >= self.since)
+
+
+class _Recorder(_OwnCallsLogger):
+    """A litellm callback keeping the metadata of every successful call of this test."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[dict[str, Any]] = []
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        if not self.started_here(start_time):
+            return
         slo = kwargs.get("standard_logging_object") or {}
         self.calls.append(
             {
@@ -170,10 +205,7 @@ async def test_callbacks_can_group_the_candidates_of_one_decision(
         first = await guarded_acompletion(guard, n=3, metadata={"app": "faq"}, **_kwargs(stub, client))
         second = await guarded_acompletion(guard, n=2, **_kwargs(stub, client))
     await guard.aclose()
-    for _ in range(100):  # litellm runs success callbacks in the background
-        if len(recorder.calls) == 5:
-            break
-        await asyncio.sleep(0.02)
+    await _until(lambda: len(recorder.calls) >= 5)
 
     decisions: list[Decision] = [r._hidden_params["ra_guard_decision"] for r in (first, second)]
     groups = {c.response_id.split("-")[0] for d in decisions for c in d.candidates if c.response_id}
@@ -211,14 +243,16 @@ SAMPLER_PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
 JUDGE_PRICE = {"input_cost_per_token": 3e-6, "output_cost_per_token": 7e-6}
 
 
-class _CostRecorder(CustomLogger):
-    """A litellm callback keeping, per successful call, the cost litellm logged, the answer's id and tokens."""
+class _CostRecorder(_OwnCallsLogger):
+    """A litellm callback keeping, per successful call of this test, its logged cost, the answer's id and tokens."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[dict[str, Any]] = []
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        if not self.started_here(start_time):
+            return
         metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
         self.calls.append(
             {
@@ -231,10 +265,7 @@ class _CostRecorder(CustomLogger):
 
     async def settled(self, count: int) -> None:
         """Wait for ``count`` calls (litellm runs success callbacks in the background), then a little longer."""
-        for _ in range(200):
-            if len(self.calls) >= count:
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: len(self.calls) >= count)
         await asyncio.sleep(0.2)  # an extra event (the guarded response logged again) would land here
 
 

@@ -102,8 +102,10 @@ async def test_a_timed_out_generation_is_not_retried_by_default(stub: OpenAIStub
 
 
 async def test_retry_timeouts_retries_a_timed_out_generation(stub: OpenAIStubServer) -> None:
-    stub.script(Fault.hang(5))
-    judge = router_judge([stub.base_url], model="ra-stub", timeout=0.5, num_retries=1, retry_timeouts=True)
+    stub.script(Fault.hang(30))
+    # The retry must answer within the same timeout: 3 s, not 0.5 s, which a loaded machine could spend on the
+    # retry's new connection and a garbage-collector pause. The request count shows the first attempt timed out.
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=3, num_retries=1, retry_timeouts=True)
 
     assert (await judge.ajudge(REQUEST)).scores == {"a": 2.0, "b": 5.0}
     assert _judge_requests(stub) == 2
@@ -133,22 +135,24 @@ async def test_server_errors_and_dropped_connections_are_still_retried(stub: Ope
 
 @pytest.mark.parametrize(
     ("num_retries", "call_timeout", "limit"),
-    [(0, None, "0.5"), (3, 1.0, "1")],
+    [(0, None, "2"), (3, 1.0, "1")],
     ids=["derived-from-timeout", "given"],
 )
 async def test_call_timeout_bounds_the_whole_call_against_a_trickling_server(
     stub: OpenAIStubServer, num_retries: int, call_timeout: float | None, limit: str
 ) -> None:
-    # Each read gets a byte within the router's 0.5 s timeout; only a bound on the whole call stops this.
-    stub.script(Fault.trickle(interval=0.1, seconds=8))
+    # Each read gets a byte every 0.1 s, within the router's 2 s read timeout; only a bound on the whole call stops
+    # this. A read's timeout is no shorter than call_timeout and starts later, so no pause between bytes (a loaded
+    # machine, a garbage-collector pause) can time a read out first and end the call with another error.
+    stub.script(Fault.trickle(interval=0.1, seconds=30))
     options = {} if call_timeout is None else {"call_timeout": call_timeout}
-    judge = router_judge([stub.base_url], model="ra-stub", timeout=0.5, num_retries=num_retries, **options)
+    judge = router_judge([stub.base_url], model="ra-stub", timeout=2.0, num_retries=num_retries, **options)
     started = time.perf_counter()
 
     with pytest.raises(JudgeTimeoutError, match=rf"within call_timeout={limit}s"):
         await judge.ajudge(REQUEST)
 
-    assert time.perf_counter() - started < 4  # not the trickle's 8 s
+    assert time.perf_counter() - started < 10  # not the trickle's 30 s
     assert _judge_requests(stub) == 1
 
 

@@ -337,7 +337,11 @@ async def test_under_a_deadline_a_hung_request_is_dropped_and_the_finished_answe
     answer_samplers(stub, "Paris. score=5", "Lyon. score=2")
     decisions: list[Decision] = []
     async with Guard(
-        policies=[HELPFUL], judge=f"openai-compat:{stub.base_url}", budget=Budget(deadline_s=2.0)
+        # Sampling is cut at 4.0 * 0.5 = 2 s and the judge keeps 2 s (a new connection and a /v1/models probe);
+        # the default 25% of a 2 s deadline left it 0.5 s, one garbage-collector pause away from missing it.
+        policies=[HELPFUL],
+        judge=f"openai-compat:{stub.base_url}",
+        budget=Budget(deadline_s=4.0, judge_reserve=0.5),
     ) as guard:
         agent = Agent(GuardedModel(model, guard, n=3, on_decision=decisions.append))
         started = time.perf_counter()

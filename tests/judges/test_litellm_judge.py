@@ -98,8 +98,10 @@ async def test_a_timed_out_generation_is_not_retried_by_default(
 
 
 async def test_retry_timeouts_retries_a_timed_out_generation(openai_server: OpenAIStubServer) -> None:
-    openai_server.script(Fault.hang(5))
-    verdict = await _judge(openai_server, timeout=0.5, max_retries=1, retry_timeouts=True).ajudge(REQUEST)
+    openai_server.script(Fault.hang(30))
+    # The retry must answer within the same timeout: 3 s, not 0.5 s, which a loaded machine could spend on the
+    # retry's new connection and a garbage-collector pause. The request count shows the first attempt timed out.
+    verdict = await _judge(openai_server, timeout=3, max_retries=1, retry_timeouts=True).ajudge(REQUEST)
     assert verdict.best == "short"
     assert len(openai_server.requests) == 2
 

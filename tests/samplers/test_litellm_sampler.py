@@ -139,9 +139,10 @@ def test_closing_one_sampler_leaves_another_ones_calls_in_flight_alone() -> None
     # litellm caches its HTTP clients per event loop, and sync callers share one loop: closing
     # one sampler (or dropping the guard that built it) must not close the clients another
     # live sampler is sending through at that moment.
-    with OpenAIStubServer(sampler_latency=0.5) as server:
+    with OpenAIStubServer() as server:
         first, second = _sampler(server), _sampler(server)
         first.sample(MESSAGES, n=1)
+        server.script(Completion(delay=3.0))  # the second sampler's call: in flight while the first closes
         errors: list[BaseException] = []
         results: list[int] = []
 
@@ -153,8 +154,13 @@ def test_closing_one_sampler_leaves_another_ones_calls_in_flight_alone() -> None
 
         worker = threading.Thread(target=sample_second)
         worker.start()
-        time.sleep(0.25)  # the second sampler's request is in flight
+        deadline = time.monotonic() + 30
+        while not server.in_flight.get("sampler") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.in_flight.get("sampler") == 1, "the second sampler's call never reached the server"
         run_sync(first.aclose())
+        # Closing took far less than the call's 3 s: this test covered a close in the middle of a call.
+        assert server.in_flight.get("sampler") == 1
         worker.join()
         assert not errors, errors
         assert results == [2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -70,22 +71,39 @@ async def test_best_of_4_decision_survives_a_server_rejecting_n(openai_server: O
 
 async def test_stream_keeps_finished_samples_when_one_call_hangs(openai_server: OpenAIStubServer) -> None:
     openai_server.script(Fault.error(400, retry_after=None, message=LLAMA_CPP_N), when=_asks_n)
-    openai_server.script("red", "blue", Fault.hang(), "green", when=lambda r: r.kind == "sampler")
-    sampler = _sampler(openai_server, timeout=30)
+    # The hung call outlasts every wait below (120 s): only cancelling it can end it in time.
+    openai_server.script("red", "blue", Fault.hang(120), "green", when=lambda r: r.kind == "sampler")
+    sampler = _sampler(openai_server, timeout=120)
     got: list[Sample] = []
+    three_in = asyncio.Event()
 
     async def consume() -> None:
         async for sample in sampler.astream_samples(MESSAGES, n=4):
             got.append(sample)
+            if len(got) == 3:
+                three_in.set()
 
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(consume(), 1.5)
-    assert sorted(s.text for s in got) == ["blue", "green", "red"]
-    for _ in range(100):  # the hung call was cancelled: its connection closes, the server sees it go
-        if openai_server.in_flight.get("sampler", 0) == 0:
-            break
+    stream, arrived = asyncio.ensure_future(consume()), asyncio.ensure_future(three_in.wait())
+    try:
+        # Three samples in by 10 s were yielded without waiting for the hung call. The wait ends as soon as they
+        # are in (a fixed 1.5 s had the 400, its fallback and three calls race a loaded machine).
+        await asyncio.wait({stream, arrived}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert sorted(s.text for s in got) == ["blue", "green", "red"]
+        # ...and the stream stays open on the hung call: it neither ends nor fails.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(stream), 0.5)
+        assert len(got) == 3
+    finally:
+        cancelled_at = time.monotonic()
+        stream.cancel()
+        arrived.cancel()
+        await asyncio.gather(stream, arrived, return_exceptions=True)
+    # Leaving the stream cancelled the hung call: its connection closes and the server sees it go, within 30 s of
+    # leaving and not after the call's 120 s.
+    while openai_server.in_flight.get("sampler", 0) and time.monotonic() < cancelled_at + 30:
         await asyncio.sleep(0.02)
     assert openai_server.in_flight.get("sampler", 0) == 0
+    assert time.monotonic() - cancelled_at < 30
 
 
 async def test_stream_with_n_honoured_yields_every_choice(openai_server: OpenAIStubServer) -> None:

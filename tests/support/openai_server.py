@@ -391,8 +391,16 @@ class OpenAIStubServer:
         """Client connections currently open (a client that closes its pool brings this to 0)."""
         return len(self._connections)
 
-    def wait_connections_closed(self, timeout: float = 2.0) -> bool:
-        """Wait until every client connection is closed; ``False`` if some are still open."""
+    def wait_connections_closed(self, timeout: float = 10.0) -> bool:
+        """Wait until every client connection is closed; ``False`` if some are still open after ``timeout`` s.
+
+        Returns as soon as the last one closes. A close can wait on a finalizer, a
+        loop in another thread or a garbage-collector pause (0.3-0.45 s each on a
+        loaded 2-core machine), hence seconds rather than a fraction of one. Not
+        much longer: litellm's aiohttp pool drops a connection idle for 15 s
+        (``AIOHTTP_KEEPALIVE_TIMEOUT``), and a wait past that could not tell a
+        ``close()`` that worked from one that left the connection open.
+        """
         deadline = time.monotonic() + timeout
         while self._connections and time.monotonic() < deadline:
             time.sleep(0.01)
