@@ -158,39 +158,36 @@ async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 class _OwnCallsLogger(CustomLogger):
-    """A litellm callback that sees only the calls started after it was made: this test's own.
+    """A litellm callback keeping a record of each successful call started after it was made: this test's own.
 
     litellm's logging worker carries success callbacks still pending when a test's
     event loop ended onto the next loop, where they reach whatever callback is
     listening then; a previous test's late call would break this test's exact counts.
+    Subclasses say what to keep of a call in :meth:`record`.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.since = datetime.datetime.now()  # litellm stamps each call's start with datetime.now()
+        self.calls: list[dict[str, Any]] = []
 
-    def started_here(self, start_time: Any) -> bool:
-        """Whether the call started after this logger was made (a previous test's calls started before)."""
-        return bool(start_time >= self.since)
+    def record(self, kwargs: Any, response_obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        if start_time >= self.since:  # a previous test's calls started before this logger was made
+            self.calls.append(self.record(kwargs, response_obj))
 
 
 class _Recorder(_OwnCallsLogger):
     """A litellm callback keeping the metadata of every successful call of this test."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[dict[str, Any]] = []
-
-    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        if not self.started_here(start_time):
-            return
+    def record(self, kwargs: Any, response_obj: Any) -> dict[str, Any]:
         slo = kwargs.get("standard_logging_object") or {}
-        self.calls.append(
-            {
-                "metadata": dict((kwargs.get("litellm_params") or {}).get("metadata") or {}),
-                "spend_logs_metadata": (slo.get("metadata") or {}).get("spend_logs_metadata"),
-            }
-        )
+        return {
+            "metadata": dict((kwargs.get("litellm_params") or {}).get("metadata") or {}),
+            "spend_logs_metadata": (slo.get("metadata") or {}).get("spend_logs_metadata"),
+        }
 
 
 async def test_callbacks_can_group_the_candidates_of_one_decision(
@@ -246,22 +243,14 @@ JUDGE_PRICE = {"input_cost_per_token": 3e-6, "output_cost_per_token": 7e-6}
 class _CostRecorder(_OwnCallsLogger):
     """A litellm callback keeping, per successful call of this test, its logged cost, the answer's id and tokens."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[dict[str, Any]] = []
-
-    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        if not self.started_here(start_time):
-            return
+    def record(self, kwargs: Any, response_obj: Any) -> dict[str, Any]:
         metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
-        self.calls.append(
-            {
-                "group": metadata.get("ra_guard_group_id"),
-                "cost": kwargs["response_cost"],
-                "id": response_obj.id,
-                "tokens": response_obj.usage.total_tokens,
-            }
-        )
+        return {
+            "group": metadata.get("ra_guard_group_id"),
+            "cost": kwargs["response_cost"],
+            "id": response_obj.id,
+            "tokens": response_obj.usage.total_tokens,
+        }
 
     async def settled(self, count: int) -> None:
         """Wait for ``count`` calls (litellm runs success callbacks in the background), then a little longer."""

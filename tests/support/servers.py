@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -170,10 +171,12 @@ def start_server(
         ServerExitedError: The process exited first (the log tail is in the message).
         TimeoutError: It did not become ready within ``timeout_s``; it is stopped.
     """
+    start = functools.partial(_start_once, name, ready=ready, env=env, cwd=cwd, timeout_s=timeout_s)
     try:
-        return _start_once(name, argv, port=port, ready=ready, log_path=log_path, env=env, cwd=cwd, timeout_s=timeout_s)
+        return start(argv, port=port, log_path=log_path)
     except ServerExitedError as exc:
-        if PORT_TAKEN not in exc.log_tail.lower() or _port_index(argv, port) is None:
+        index = _port_index(argv, port)
+        if PORT_TAKEN not in exc.log_tail.lower() or index is None:
             raise
         new_port = free_port()
         retry_log = log_path.with_name(
@@ -186,16 +189,7 @@ def start_server(
             log_path,
             new_port,
         )
-        return _start_once(
-            name,
-            _with_port(argv, port, new_port),
-            port=new_port,
-            ready=ready,
-            log_path=retry_log,
-            env=env,
-            cwd=cwd,
-            timeout_s=timeout_s,
-        )
+        return start([*argv[:index], str(new_port), *argv[index + 1 :]], port=new_port, log_path=retry_log)
 
 
 def _port_index(argv: Sequence[str], port: int) -> int | None:
@@ -204,12 +198,6 @@ def _port_index(argv: Sequence[str], port: int) -> int | None:
         if arg == "--port" and argv[index + 1] == str(port):
             return index + 1
     return None
-
-
-def _with_port(argv: Sequence[str], port: int, new_port: int) -> list[str]:
-    index = _port_index(argv, port)
-    assert index is not None
-    return [*argv[:index], str(new_port), *argv[index + 1 :]]
 
 
 def _start_once(
